@@ -1,0 +1,104 @@
+"""Composition root: builds the FastAPI app (GraphQL, health checks) from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from strawberry.fastapi import GraphQLRouter
+
+from backend.core.database import create_engine, create_session_factory
+from backend.core.migrations import pending_migrations
+from backend.core.settings import Settings, get_settings
+from backend.graphql.context import Context
+from backend.graphql.database import RequestDatabase
+from backend.graphql.schema import schema
+
+
+class DatabaseNotMigrated(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = create_engine(settings.resolved_database_url)
+    session_factory = create_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.require_migrated_database:
+            current, head = await pending_migrations(engine)
+            if current != head:
+                await engine.dispose()
+                raise DatabaseNotMigrated(
+                    f"The database is at migration {current or '(none)'} but this code needs "
+                    f"{head}. Run `backline migrate` first (`make run` does)."
+                )
+        yield
+        await engine.dispose()
+
+    async def get_context(request: Request) -> AsyncIterator[Context]:
+        db = RequestDatabase(session_factory())
+        try:
+            yield Context(
+                settings=settings,
+                db=db,
+                authorization=request.headers.get("authorization"),
+                request_id=request.headers.get("x-request-id"),
+            )
+        finally:
+            await db.close()
+
+    app = FastAPI(title="Backline", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    app.include_router(
+        GraphQLRouter(
+            schema,
+            context_getter=get_context,
+            graphql_ide=None if settings.is_production else "graphiql",
+        ),
+        prefix="/graphql",
+    )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """The process can serve: its database (and Redis, when configured) answer."""
+        checks: dict[str, str] = {}
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:  # any failure means "not ready", reported, not raised
+            checks["database"] = f"unavailable: {type(error).__name__}"
+        if settings.redis_url:
+            checks["redis"] = await _redis_check(settings.redis_url)
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    return app
+
+
+async def _redis_check(url: str) -> str:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+        return "ok"
+    except Exception as error:  # reported in /readyz, never raised
+        return f"unavailable: {type(error).__name__}"
+    finally:
+        await client.aclose()

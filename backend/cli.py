@@ -1,0 +1,95 @@
+"""`backline` command: serve, migrate, export the schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from backend.core.settings import Settings, get_settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(log_dir / "backline.log")],
+    )
+
+
+def migrate(settings: Settings) -> None:
+    from backend.core.database import create_engine
+    from backend.core.migrations import upgrade_to_head
+
+    async def run() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run())
+    print(f"Database is up to date ({_describe(settings.resolved_database_url)}).")
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from backend.app import create_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _configure_logging(settings)
+    print(f"Backline is serving http://{settings.host}:{settings.port}/graphql", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+def export_schema(output: Path | None, check: bool) -> int:
+    from backend.graphql.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if output is None:
+        sys.stdout.write(sdl)
+        return 0
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != sdl:
+            print(f"{output} differs from the schema in the code; run `make schema`.")
+            return 1
+        print(f"{output} matches the code.")
+        return 0
+    output.write_text(sdl)
+    print(f"Wrote {output}.")
+    return 0
+
+
+def _describe(url: str) -> str:
+    return url.split("@")[-1] if "@" in url else url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="backline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve GraphQL (refuses an unmigrated database)")
+    commands.add_parser("migrate", help="bring the database to the newest migration")
+    export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
+    export.add_argument("--output", type=Path)
+    export.add_argument("--check", action="store_true", help="fail if --output differs")
+    args = parser.parse_args(argv)
+
+    if args.command == "export-schema":
+        return export_schema(args.output, args.check)
+    settings = get_settings()
+    if args.command == "migrate":
+        migrate(settings)
+    elif args.command == "serve":
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Settings from the environment (prefix ``BACKLINE_``); the only thing that differs
+between the embedded default and a scaled-out deployment."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKLINE_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+
+    # Empty means the embedded SQLite file under data_dir.
+    database_url: str = ""
+    # Empty means in-process broker and event bus.
+    redis_url: str = ""
+    redis_prefix: str = "backline"
+
+    # Empty means a key generated once and kept in data_dir/secret.key.
+    secret_key: str = ""
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=30, ge=1)
+    invite_hours: int = Field(default=72, ge=1)
+
+    # Startup refuses a database that is not at the newest migration; tests may relax it.
+    require_migrated_database: bool = True
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'backline.db').resolve()}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.data_dir / "secret.key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key)
+        return key
+
+
+def get_settings() -> Settings:
+    return Settings()

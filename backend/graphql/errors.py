@@ -1,0 +1,67 @@
+"""Every error leaves with ``extensions.code``; unexpected ones are logged and masked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from backend.core.errors import BacklineError
+
+logger = logging.getLogger("backline.graphql")
+
+
+def _coded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+def code_error(error: GraphQLError, *, request_id: str) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, BacklineError):
+        return _coded(error, original.message, original.extensions)
+    if isinstance(original, GraphQLError) and original.extensions.get("code"):
+        return _coded(error, original.message, dict(original.extensions))
+    if error.extensions and error.extensions.get("code"):
+        return error
+    if original is None:
+        if error.message.startswith("Syntax Error"):
+            code = "GRAPHQL_PARSE_FAILED"
+        elif error.message.startswith("Variable "):
+            code = "BAD_USER_INPUT"
+        else:
+            code = "GRAPHQL_VALIDATION_FAILED"
+        return _coded(error, error.message, {"code": code})
+    logger.error(
+        "unexpected error in %s (request %s)",
+        ".".join(map(str, error.path or [])) or "operation",
+        request_id,
+        exc_info=original,
+    )
+    return _coded(
+        error,
+        f"Something went wrong on the server; quote request id {request_id} when reporting it.",
+        {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors:
+            return
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        result.errors = [code_error(error, request_id=request_id) for error in errors]  # type: ignore[union-attr]

@@ -1,0 +1,83 @@
+"""The schema, assembled from each domain's query and mutation mixins."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+
+from backend.accounts.graphql import AccountMutations, AccountQueries, UserNode
+from backend.bands.graphql import BandMutations, BandNode, BandQueries
+from backend.core.errors import BadUserInput, NotFound
+from backend.feedback.graphql import CommentNode, FeedbackMutations
+from backend.graphql.context import Info
+from backend.graphql.errors import ErrorCodes
+from backend.graphql.relay import Node, parse_global_id
+from backend.jobs.graphql import JobNode, JobQueries
+from backend.library.graphql.mutations import LibraryMutations
+from backend.library.graphql.types import (
+    RehearsalSessionNode,
+    SourceNode,
+    TrackNode,
+    TrackVersionNode,
+)
+
+MAX_NODES = 100
+
+# Global ID type name -> the class that can load and permission-check one.
+NODE_TYPES = {
+    "User": UserNode,
+    "Band": BandNode,
+    "Source": SourceNode,
+    "RehearsalSession": RehearsalSessionNode,
+    "Track": TrackNode,
+    "TrackVersion": TrackVersionNode,
+    "Comment": CommentNode,
+    "Job": JobNode,
+}
+
+
+async def _resolve_node(info: Info, global_id: str) -> Node | None:
+    type_name, pk = parse_global_id(global_id)
+    node_type = NODE_TYPES.get(type_name)
+    return await node_type.resolve_node(info, pk) if node_type else None
+
+
+@strawberry.type
+class NodeQueries:
+    @strawberry.field(description="Any object of the viewer's bands by its global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        info.context.require_viewer()
+        node = await _resolve_node(info, id)
+        if node is None:
+            raise NotFound("object")
+        return node
+
+    @strawberry.field(description="Several objects at once; null where one is not found.")
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        info.context.require_viewer()
+        if len(ids) > MAX_NODES:
+            raise BadUserInput(f"Ask for at most {MAX_NODES} ids at once.", field="ids")
+        return [await _resolve_node(info, global_id) for global_id in ids]
+
+
+@strawberry.type
+class Query(NodeQueries, AccountQueries, BandQueries, JobQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(AccountMutations, BandMutations, LibraryMutations, FeedbackMutations):
+    pass
+
+
+def create_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=list(NODE_TYPES.values()),
+        extensions=[ErrorCodes],
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+schema = create_schema()

@@ -1,0 +1,348 @@
+"""GraphQL types of the library: sources, rehearsal sessions, tracks, versions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from backend.feedback import graphql as feedback_graphql
+from backend.feedback.models import ReactionTarget
+from backend.graphql.context import Info
+from backend.graphql.relay import (
+    Connection,
+    Node,
+    build_connection,
+    from_global_id,
+    page_request,
+    to_global_id,
+)
+from backend.jobs import graphql as jobs_graphql
+from backend.library import repository
+from backend.library.graphql import loaders
+from backend.library.models import (
+    RehearsalSession,
+    Source,
+    SourceKind,
+    Track,
+    TrackStatus,
+    TrackVersion,
+    VersionStatus,
+)
+from backend.media.models import Analysis
+
+strawberry.enum(SourceKind)
+strawberry.enum(TrackStatus)
+strawberry.enum(VersionStatus)
+TrackOrder = strawberry.enum(repository.TrackOrder)
+
+
+async def _visible(info: Info, band_id: int) -> bool:
+    return (await info.context.access()).can_view(band_id)
+
+
+@strawberry.type(name="Source")
+class SourceNode(Node):
+    id: strawberry.ID
+    kind: SourceKind
+    name: str
+    root: str
+    watch: bool
+    created_at: datetime
+    row: strawberry.Private[Source]
+
+    @classmethod
+    def from_row(cls, row: Source) -> SourceNode:
+        return cls(
+            id=to_global_id("Source", row.id),
+            kind=row.kind,
+            name=row.name,
+            root=row.root,
+            watch=row.watch,
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_node(cls, info: Info, pk: int) -> SourceNode | None:
+        row = await loaders.source(info.context).load(pk)
+        ok = row is not None and row.removed_at is None and await _visible(info, row.band_id)
+        return cls.from_row(row) if ok else None
+
+    @strawberry.field(description="The newest scan of this source.")
+    async def last_scan(self, info: Info) -> jobs_graphql.JobNode | None:
+        return await jobs_graphql.last_scan_of_source(info, self.row.id)
+
+
+@strawberry.type(name="RehearsalSession")
+class RehearsalSessionNode(Node):
+    id: strawberry.ID
+    date: date
+    label: str | None
+    notes: str | None
+    row: strawberry.Private[RehearsalSession]
+
+    @classmethod
+    def from_row(cls, row: RehearsalSession) -> RehearsalSessionNode:
+        return cls(
+            id=to_global_id("RehearsalSession", row.id),
+            date=row.date,
+            label=row.label,
+            notes=row.notes,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_node(cls, info: Info, pk: int) -> RehearsalSessionNode | None:
+        row = await loaders.session(info.context).load(pk)
+        return cls.from_row(row) if row and await _visible(info, row.band_id) else None
+
+    @strawberry.field
+    async def band(self, info: Info) -> bands_graphql.BandNode:
+        return await bands_graphql.band_of(info, self.row.band_id)
+
+    @strawberry.field(description="The takes recorded that day, in the order they came in.")
+    async def versions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[TrackVersionNode]:
+        page = page_request(first, after)
+        rows, count = loaders.versions_of_session(info.context, page)
+        return build_connection(
+            await rows.load(self.row.id),
+            page,
+            TrackVersionNode.from_row,
+            lambda: count.load(self.row.id),
+        )
+
+    @strawberry.field
+    async def track_count(self, info: Info) -> int:
+        return await loaders.track_count_by_session(info.context).load(self.row.id)
+
+    @strawberry.field
+    async def version_count(self, info: Info) -> int:
+        return await loaders.version_count_by_session(info.context).load(self.row.id)
+
+
+@strawberry.type(name="Track")
+class TrackNode(Node):
+    id: strawberry.ID
+    title: str
+    status: TrackStatus
+    bpm: float | None = strawberry.field(description="A person's value, else the first analysis.")
+    key: str | None = strawberry.field(description="A person's value, else the first analysis.")
+    notes: str | None
+    created_at: datetime
+    last_recorded_at: datetime | None
+    last_commented_at: datetime | None
+    row: strawberry.Private[Track]
+
+    @classmethod
+    def from_row(cls, row: Track) -> TrackNode:
+        return cls(
+            id=to_global_id("Track", row.id),
+            title=row.title,
+            status=row.status,
+            bpm=row.bpm,
+            key=row.key,
+            notes=row.notes,
+            created_at=row.created_at,
+            last_recorded_at=row.last_recorded_at,
+            last_commented_at=row.last_commented_at,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_node(cls, info: Info, pk: int) -> TrackNode | None:
+        row = await loaders.track(info.context).load(pk)
+        return cls.from_row(row) if row and await _visible(info, row.band_id) else None
+
+    @strawberry.field
+    async def band(self, info: Info) -> bands_graphql.BandNode:
+        return await bands_graphql.band_of(info, self.row.band_id)
+
+    @strawberry.field
+    async def tags(self, info: Info) -> list[str]:
+        return [tag for _, tag in await loaders.tags_by_track(info.context).load(self.row.id)]
+
+    @strawberry.field(description="Newest first.")
+    async def versions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[TrackVersionNode]:
+        page = page_request(first, after)
+        rows, count = loaders.versions_of_track(info.context, page)
+        return build_connection(
+            await rows.load(self.row.id),
+            page,
+            TrackVersionNode.from_row,
+            lambda: count.load(self.row.id),
+        )
+
+    @strawberry.field
+    async def latest_version(self, info: Info) -> TrackVersionNode | None:
+        rows = await loaders.latest_version_by_track(info.context).load(self.row.id)
+        return TrackVersionNode.from_row(rows[0]) if rows else None
+
+    @strawberry.field(description="The rehearsal sessions it was recorded in, newest first.")
+    async def sessions(self, info: Info) -> list[RehearsalSessionNode]:
+        rows = await loaders.sessions_by_track(info.context).load(self.row.id)
+        return [RehearsalSessionNode.from_row(session) for session, _ in rows]
+
+    @strawberry.field(description="Comments on all its versions (deleted ones not counted).")
+    async def comment_count(self, info: Info) -> int:
+        return await loaders.comment_count_by_track(info.context).load(self.row.id)
+
+    @strawberry.field
+    async def reactions(self, info: Info) -> feedback_graphql.ReactionSummary:
+        return await feedback_graphql.reaction_summary(info, ReactionTarget.TRACK, self.row.id)
+
+
+@strawberry.type(name="Analysis")
+class AnalysisType:
+    bpm: float | None
+    bpm_confidence: float | None
+    key: str | None
+    scale: str | None
+    key_strength: float | None
+    loudness_lufs: float | None
+    loudness_range_lu: float | None
+    true_peak_dbtp: float | None
+    analyzed_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Analysis) -> AnalysisType:
+        return cls(
+            bpm=row.bpm,
+            bpm_confidence=row.bpm_confidence,
+            key=row.key,
+            scale=row.scale,
+            key_strength=row.key_strength,
+            loudness_lufs=row.loudness_lufs,
+            loudness_range_lu=row.loudness_range_lu,
+            true_peak_dbtp=row.true_peak_dbtp,
+            analyzed_at=row.analyzed_at,
+        )
+
+
+@strawberry.type(name="TrackVersion")
+class TrackVersionNode(Node):
+    id: strawberry.ID
+    number: int
+    label: str
+    path: str | None
+    original_filename: str
+    format: str | None
+    size_bytes: float | None = strawberry.field(description="A Float: files pass 2 GiB.")
+    duration_ms: int | None
+    sample_rate: int | None
+    channels: int | None
+    bitrate: int | None
+    status: VersionStatus
+    failure_reason: str | None
+    recorded_at: datetime | None
+    created_at: datetime
+    row: strawberry.Private[TrackVersion]
+
+    @classmethod
+    def from_row(cls, row: TrackVersion) -> TrackVersionNode:
+        return cls(
+            id=to_global_id("TrackVersion", row.id),
+            number=row.number,
+            label=row.label,
+            path=row.path,
+            original_filename=row.original_filename,
+            format=row.format,
+            size_bytes=row.size_bytes,
+            duration_ms=row.duration_ms,
+            sample_rate=row.sample_rate,
+            channels=row.channels,
+            bitrate=row.bitrate,
+            status=row.status,
+            failure_reason=row.failure_reason,
+            recorded_at=row.recorded_at,
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_node(cls, info: Info, pk: int) -> TrackVersionNode | None:
+        row = await loaders.version(info.context).load(pk)
+        return cls.from_row(row) if row and await _visible(info, row.band_id) else None
+
+    @strawberry.field
+    async def track(self, info: Info) -> TrackNode:
+        row = await loaders.track(info.context).load(self.row.track_id)
+        assert row is not None
+        return TrackNode.from_row(row)
+
+    @strawberry.field
+    async def session(self, info: Info) -> RehearsalSessionNode | None:
+        if self.row.session_id is None:
+            return None
+        row = await loaders.session(info.context).load(self.row.session_id)
+        return RehearsalSessionNode.from_row(row) if row else None
+
+    @strawberry.field
+    async def analysis(self, info: Info) -> AnalysisType | None:
+        row = await loaders.analysis_by_version(info.context).load(self.row.id)
+        return AnalysisType.from_row(row) if row else None
+
+    @strawberry.field(description="Top-level comments in the order of the moments they are on.")
+    async def comments(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[feedback_graphql.CommentNode]:
+        return await feedback_graphql.comments_of_version(info, self.row.id, first, after)
+
+    @strawberry.field
+    async def reactions(self, info: Info) -> feedback_graphql.ReactionSummary:
+        return await feedback_graphql.reaction_summary(info, ReactionTarget.VERSION, self.row.id)
+
+
+@strawberry.input(name="TrackFilter", description="Every condition given must hold.")
+class TrackFilterInput:
+    query: str | None = strawberry.field(default=None, description="Part of the title.")
+    tags: list[str] | None = strawberry.field(default=None, description="Has all these tags.")
+    key: str | None = None
+    bpm_min: float | None = None
+    bpm_max: float | None = None
+    session_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Has a take from this rehearsal session."
+    )
+    unattributed: bool | None = strawberry.field(
+        default=None,
+        description="true: has a take that belongs to no rehearsal session; false: has none.",
+    )
+    status: list[TrackStatus] | None = None
+
+
+def to_track_filter(given: TrackFilterInput | None) -> repository.TrackFilter:
+    if given is None:
+        return repository.TrackFilter()
+    session_id = (
+        from_global_id(given.session_id, expected="RehearsalSession", field="filter.sessionId")
+        if given.session_id
+        else None
+    )
+    return repository.TrackFilter(
+        query=given.query.strip() or None if given.query else None,
+        tags=tuple(tag.strip() for tag in given.tags or ()),
+        key=given.key,
+        bpm_min=given.bpm_min,
+        bpm_max=given.bpm_max,
+        session_id=session_id,
+        unattributed=given.unattributed,
+        statuses=tuple(given.status or ()),
+    )
+
+
+# Imported last: the band module refers back to the types above.
+from backend.bands import graphql as bands_graphql  # noqa: E402
+
+__all__ = [
+    "RehearsalSessionNode",
+    "SourceNode",
+    "TrackFilterInput",
+    "TrackNode",
+    "TrackOrder",
+    "TrackVersionNode",
+    "to_track_filter",
+]

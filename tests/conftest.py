@@ -1,0 +1,127 @@
+"""Fixtures: every test that takes ``client`` runs once on SQLite and once on PostgreSQL,
+against the real app over HTTP (ASGI), on a database migrated by Alembic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from backend.app import create_app
+from backend.core.database import Base, create_engine
+from backend.core.migrations import upgrade_to_head
+from backend.core.settings import Settings
+from tests import services
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "backline.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await _migrate(url)
+        yield url
+        return
+    try:
+        url, name = await services.create_postgres_database()
+    except (OSError, Exception) as error:  # any connection failure
+        services.missing("PostgreSQL on 127.0.0.1:5432", error)
+    try:
+        await _migrate(url)
+        yield url
+    finally:
+        await services.drop_postgres_database(name)
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app_and_engine(database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    settings = Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        secret_key="test-secret-key-that-is-long-enough-for-hs256",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app, app.state.engine
+
+
+@dataclass
+class StatementCounter:
+    """Counts the SQL statements the app sends while ``active``."""
+
+    active: bool = False
+    statements: list[str] = field(default_factory=list)
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if self.active:
+            self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+async def statement_counter(app_and_engine) -> AsyncIterator[StatementCounter]:
+    _, engine = app_and_engine
+    counter = StatementCounter()
+    event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(engine.sync_engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+async def engine(app_and_engine) -> AsyncIterator[AsyncEngine]:
+    """The app's engine, on an empty database (rows of earlier tests removed)."""
+    _, engine = app_and_engine
+    await _empty_tables(engine)
+    yield engine
+
+
+async def _empty_tables(engine: AsyncEngine) -> None:
+    tables = list(reversed(Base.metadata.sorted_tables))
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(f'"{table.name}"' for table in tables)
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(table.delete())
+
+
+@pytest.fixture
+def session_factory(app_and_engine, engine) -> async_sessionmaker[AsyncSession]:
+    app, _ = app_and_engine
+    return app.state.session_factory
+
+
+@pytest.fixture
+async def client(app_and_engine, engine) -> AsyncIterator[httpx.AsyncClient]:
+    app, _ = app_and_engine
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://backline.test") as client:
+        yield client
+
+
+@pytest.fixture
+def dialect(database_url: str) -> str:
+    return "postgresql" if database_url.startswith("postgresql") else "sqlite"
+
+
+ROOT = Path(__file__).resolve().parents[1]
