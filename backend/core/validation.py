@@ -49,8 +49,26 @@ def slug(value: str, *, field: str = "slug") -> str:
     return cleaned
 
 
+# Letters NFKD does not decompose into ASCII, spelled as people would type them.
+_TRANSLITERATIONS = str.maketrans(
+    {
+        "œ": "oe",
+        "Œ": "Oe",
+        "æ": "ae",
+        "Æ": "Ae",
+        "ß": "ss",
+        "ø": "o",
+        "Ø": "O",
+        "đ": "d",
+        "ł": "l",
+        "Ł": "L",
+    }
+)
+
+
 def slugify(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    spelled = name.translate(_TRANSLITERATIONS)
+    ascii_name = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-")
 
 
