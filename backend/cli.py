@@ -1,4 +1,4 @@
-"""`backline` command: serve, migrate, export the schema."""
+"""`backline` command: serve, migrate, run workers, export the schema."""
 
 from __future__ import annotations
 
@@ -48,6 +48,23 @@ def serve(settings: Settings) -> None:
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
+def worker(settings: Settings, processes: int, threads: int) -> int:
+    """Run Dramatiq worker processes on the Redis broker (the scaled-out mode)."""
+    if not settings.redis_url:
+        print(
+            "`backline worker` consumes jobs from Redis: set BACKLINE_REDIS_URL. "
+            "Without it, `backline serve` runs the workers in-process."
+        )
+        return 2
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    arguments = make_argument_parser().parse_args(
+        ["workers", "--processes", str(processes), "--threads", str(threads)]
+    )
+    return dramatiq_main(arguments)
+
+
 def export_schema(output: Path | None, check: bool) -> int:
     from backend.graphql.schema import schema
 
@@ -76,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve GraphQL (refuses an unmigrated database)")
     commands.add_parser("migrate", help="bring the database to the newest migration")
+    work = commands.add_parser("worker", help="run job workers on the Redis broker")
+    work.add_argument("--processes", type=int, default=2)
+    work.add_argument("--threads", type=int, default=4)
     export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
     export.add_argument("--output", type=Path)
     export.add_argument("--check", action="store_true", help="fail if --output differs")
@@ -88,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         migrate(settings)
     elif args.command == "serve":
         serve(settings)
+    elif args.command == "worker":
+        return worker(settings, args.processes, args.threads)
     return 0
 
 
