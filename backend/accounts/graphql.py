@@ -20,7 +20,8 @@ from backend.graphql.dataloaders import (
     page_by_parent,
     rows_by_key,
 )
-from backend.graphql.relay import Connection, Node, build_connection, page_request, to_global_id
+from backend.graphql.nodes import RowNode
+from backend.graphql.relay import Connection, Node, build_connection, page_request
 
 
 def _user(ctx: Context) -> DataLoader[int, User | None]:
@@ -62,7 +63,7 @@ class OAuthIdentityType:
 
 
 @strawberry.type(name="ApiToken")
-class ApiTokenNode(Node):
+class ApiTokenNode(RowNode, Node):
     id: strawberry.ID
     name: str
     scopes: list[str]
@@ -70,22 +71,11 @@ class ApiTokenNode(Node):
     last_used_at: datetime | None
     expires_at: datetime | None
     created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: ApiToken) -> ApiTokenNode:
-        return cls(
-            id=to_global_id("ApiToken", row.id),
-            name=row.name,
-            scopes=list(row.scopes),
-            persisted_only=row.persisted_only,
-            last_used_at=row.last_used_at,
-            expires_at=row.expires_at,
-            created_at=row.created_at,
-        )
+    row: strawberry.Private[ApiToken]
 
 
 @strawberry.type(name="User")
-class UserNode(Node):
+class UserNode(RowNode, Node):
     id: strawberry.ID
     handle: str
     display_name: str | None
@@ -96,14 +86,9 @@ class UserNode(Node):
 
     @classmethod
     def from_row(cls, row: User, *, is_caller: bool = False) -> UserNode:
-        return cls(
-            id=to_global_id("User", row.id),
-            handle=row.handle,
-            display_name=row.display_name,
-            avatar_url=row.avatar_url,
-            row=row,
-            is_caller=is_caller,
-        )
+        node = super().from_row(row)
+        node.is_caller = is_caller
+        return node
 
     @classmethod
     async def resolve_node(cls, info: Info, pk: int) -> UserNode | None:

@@ -14,13 +14,13 @@ from backend.bands.models import Band, BandMember, BandRole
 from backend.core.errors import BadUserInput, NotFound
 from backend.graphql.context import Context, Info
 from backend.graphql.dataloaders import count_by_parent, page_by_parent, rows_by_key
+from backend.graphql.nodes import RowNode
 from backend.graphql.relay import (
     Connection,
     Node,
     build_connection,
     from_global_id,
     page_request,
-    to_global_id,
 )
 from backend.jobs.models import JobStatus
 from backend.library import repository as library_repository
@@ -51,7 +51,7 @@ class BandMemberType:
 
 
 @strawberry.type(name="Band")
-class BandNode(Node):
+class BandNode(RowNode, Node):
     id: strawberry.ID
     slug: str
     name: str
@@ -59,20 +59,12 @@ class BandNode(Node):
     row: strawberry.Private[Band]
 
     @classmethod
-    def from_row(cls, row: Band) -> BandNode:
-        return cls(
-            id=to_global_id("Band", row.id),
-            slug=row.slug,
-            name=row.name,
-            created_at=row.created_at,
-            row=row,
-        )
+    def row_loader(cls, ctx: Context) -> DataLoader[int, Band | None]:
+        return _band(ctx)
 
     @classmethod
-    async def resolve_node(cls, info: Info, pk: int) -> BandNode | None:
-        row = await _band(info.context).load(pk)
-        visible = row is not None and (await info.context.access()).can_view(row.id)
-        return cls.from_row(row) if visible else None
+    def owning_band(cls, row: Band) -> int:
+        return row.id
 
     @strawberry.field
     async def viewer_role(self, info: Info) -> BandRole | None:

@@ -17,6 +17,7 @@ from backend.feedback import service
 from backend.feedback.models import Comment, Reaction, ReactionKind, ReactionTarget
 from backend.graphql.context import Context, Info
 from backend.graphql.dataloaders import count_by_parent, page_by_parent, rows_by_key
+from backend.graphql.nodes import RowNode
 from backend.graphql.relay import (
     Connection,
     Node,
@@ -24,7 +25,6 @@ from backend.graphql.relay import (
     from_global_id,
     page_request,
     parse_global_id,
-    to_global_id,
 )
 
 strawberry.enum(ReactionKind)
@@ -103,7 +103,7 @@ async def reaction_summary(
 
 
 @strawberry.type(name="Comment")
-class CommentNode(Node):
+class CommentNode(RowNode, Node):
     id: strawberry.ID
     body: str = strawberry.field(description="Empty once the comment is deleted.")
     at_ms: int | None
@@ -116,23 +116,18 @@ class CommentNode(Node):
 
     @classmethod
     def from_row(cls, row: Comment) -> CommentNode:
-        return cls(
-            id=to_global_id("Comment", row.id),
-            body="" if row.deleted_at else row.body,
-            at_ms=row.at_ms,
-            end_ms=row.end_ms,
-            resolved=row.resolved,
-            created_at=row.created_at,
-            edited_at=row.edited_at,
-            deleted_at=row.deleted_at,
-            row=row,
-        )
+        node = super().from_row(row)
+        if row.deleted_at is not None:
+            node.body = ""  # a tombstone keeps its place in the thread, not its words
+        return node
 
     @classmethod
-    async def resolve_node(cls, info: Info, pk: int) -> CommentNode | None:
-        row = await _comment(info.context).load(pk)
-        visible = row is not None and (await info.context.access()).can_view(row.band_id)
-        return cls.from_row(row) if visible and row.deleted_at is None else None
+    def row_loader(cls, ctx: Context) -> DataLoader[int, Comment | None]:
+        return _comment(ctx)
+
+    @classmethod
+    def is_listed(cls, row: Comment) -> bool:
+        return row.deleted_at is None
 
     @strawberry.field
     async def author(self, info: Info) -> accounts_graphql.UserNode:

@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 from backend.core.errors import NotFound
 from backend.graphql.context import Context, Info
 from backend.graphql.dataloaders import count_by_parent, page_by_parent, rows_by_key
+from backend.graphql.nodes import RowNode
 from backend.graphql.relay import (
     Connection,
     Node,
@@ -18,7 +19,6 @@ from backend.graphql.relay import (
     build_connection,
     from_global_id,
     page_request,
-    to_global_id,
 )
 from backend.jobs.models import Job, JobKind, JobStatus
 
@@ -39,7 +39,7 @@ class JobError:
 
 
 @strawberry.type(name="Job")
-class JobNode(Node):
+class JobNode(RowNode, Node):
     id: strawberry.ID
     kind: JobKind
     status: JobStatus
@@ -57,30 +57,8 @@ class JobNode(Node):
     row: strawberry.Private[Job]
 
     @classmethod
-    def from_row(cls, row: Job) -> JobNode:
-        return cls(
-            id=to_global_id("Job", row.id),
-            kind=row.kind,
-            status=row.status,
-            progress=row.progress,
-            processed=row.processed,
-            total=row.total,
-            added=row.added,
-            updated=row.updated,
-            skipped=row.skipped,
-            failed=row.failed,
-            message=row.message,
-            created_at=row.created_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            row=row,
-        )
-
-    @classmethod
-    async def resolve_node(cls, info: Info, pk: int) -> JobNode | None:
-        row = await _job(info.context).load(pk)
-        visible = row is not None and (await info.context.access()).can_view(row.band_id)
-        return cls.from_row(row) if visible else None
+    def row_loader(cls, ctx: Context) -> DataLoader[int, Job | None]:
+        return _job(ctx)
 
     @strawberry.field
     def errors(self) -> list[JobError]:

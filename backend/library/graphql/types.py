@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from backend.feedback import graphql as feedback_graphql
 from backend.feedback.models import ReactionTarget
-from backend.graphql.context import Info
+from backend.graphql.context import Context, Info
+from backend.graphql.nodes import RowNode
 from backend.graphql.relay import (
     Connection,
     Node,
     build_connection,
     from_global_id,
     page_request,
-    to_global_id,
 )
 from backend.jobs import graphql as jobs_graphql
 from backend.library import repository
@@ -37,12 +38,8 @@ strawberry.enum(VersionStatus)
 TrackOrder = strawberry.enum(repository.TrackOrder)
 
 
-async def _visible(info: Info, band_id: int) -> bool:
-    return (await info.context.access()).can_view(band_id)
-
-
 @strawberry.type(name="Source")
-class SourceNode(Node):
+class SourceNode(RowNode, Node):
     id: strawberry.ID
     kind: SourceKind
     name: str
@@ -52,22 +49,12 @@ class SourceNode(Node):
     row: strawberry.Private[Source]
 
     @classmethod
-    def from_row(cls, row: Source) -> SourceNode:
-        return cls(
-            id=to_global_id("Source", row.id),
-            kind=row.kind,
-            name=row.name,
-            root=row.root,
-            watch=row.watch,
-            created_at=row.created_at,
-            row=row,
-        )
+    def row_loader(cls, ctx: Context) -> DataLoader[int, Source | None]:
+        return loaders.source(ctx)
 
     @classmethod
-    async def resolve_node(cls, info: Info, pk: int) -> SourceNode | None:
-        row = await loaders.source(info.context).load(pk)
-        ok = row is not None and row.removed_at is None and await _visible(info, row.band_id)
-        return cls.from_row(row) if ok else None
+    def is_listed(cls, row: Source) -> bool:
+        return row.removed_at is None
 
     @strawberry.field(description="The newest scan of this source.")
     async def last_scan(self, info: Info) -> jobs_graphql.JobNode | None:
@@ -75,7 +62,7 @@ class SourceNode(Node):
 
 
 @strawberry.type(name="RehearsalSession")
-class RehearsalSessionNode(Node):
+class RehearsalSessionNode(RowNode, Node):
     id: strawberry.ID
     date: date
     label: str | None
@@ -83,19 +70,8 @@ class RehearsalSessionNode(Node):
     row: strawberry.Private[RehearsalSession]
 
     @classmethod
-    def from_row(cls, row: RehearsalSession) -> RehearsalSessionNode:
-        return cls(
-            id=to_global_id("RehearsalSession", row.id),
-            date=row.date,
-            label=row.label,
-            notes=row.notes,
-            row=row,
-        )
-
-    @classmethod
-    async def resolve_node(cls, info: Info, pk: int) -> RehearsalSessionNode | None:
-        row = await loaders.session(info.context).load(pk)
-        return cls.from_row(row) if row and await _visible(info, row.band_id) else None
+    def row_loader(cls, ctx: Context) -> DataLoader[int, RehearsalSession | None]:
+        return loaders.session(ctx)
 
     @strawberry.field
     async def band(self, info: Info) -> bands_graphql.BandNode:
@@ -124,7 +100,7 @@ class RehearsalSessionNode(Node):
 
 
 @strawberry.type(name="Track")
-class TrackNode(Node):
+class TrackNode(RowNode, Node):
     id: strawberry.ID
     title: str
     status: TrackStatus
@@ -137,24 +113,8 @@ class TrackNode(Node):
     row: strawberry.Private[Track]
 
     @classmethod
-    def from_row(cls, row: Track) -> TrackNode:
-        return cls(
-            id=to_global_id("Track", row.id),
-            title=row.title,
-            status=row.status,
-            bpm=row.bpm,
-            key=row.key,
-            notes=row.notes,
-            created_at=row.created_at,
-            last_recorded_at=row.last_recorded_at,
-            last_commented_at=row.last_commented_at,
-            row=row,
-        )
-
-    @classmethod
-    async def resolve_node(cls, info: Info, pk: int) -> TrackNode | None:
-        row = await loaders.track(info.context).load(pk)
-        return cls.from_row(row) if row and await _visible(info, row.band_id) else None
+    def row_loader(cls, ctx: Context) -> DataLoader[int, Track | None]:
+        return loaders.track(ctx)
 
     @strawberry.field
     async def band(self, info: Info) -> bands_graphql.BandNode:
@@ -224,7 +184,7 @@ class AnalysisType:
 
 
 @strawberry.type(name="TrackVersion")
-class TrackVersionNode(Node):
+class TrackVersionNode(RowNode, Node):
     id: strawberry.ID
     number: int
     label: str
@@ -243,30 +203,8 @@ class TrackVersionNode(Node):
     row: strawberry.Private[TrackVersion]
 
     @classmethod
-    def from_row(cls, row: TrackVersion) -> TrackVersionNode:
-        return cls(
-            id=to_global_id("TrackVersion", row.id),
-            number=row.number,
-            label=row.label,
-            path=row.path,
-            original_filename=row.original_filename,
-            format=row.format,
-            size_bytes=row.size_bytes,
-            duration_ms=row.duration_ms,
-            sample_rate=row.sample_rate,
-            channels=row.channels,
-            bitrate=row.bitrate,
-            status=row.status,
-            failure_reason=row.failure_reason,
-            recorded_at=row.recorded_at,
-            created_at=row.created_at,
-            row=row,
-        )
-
-    @classmethod
-    async def resolve_node(cls, info: Info, pk: int) -> TrackVersionNode | None:
-        row = await loaders.version(info.context).load(pk)
-        return cls.from_row(row) if row and await _visible(info, row.band_id) else None
+    def row_loader(cls, ctx: Context) -> DataLoader[int, TrackVersion | None]:
+        return loaders.version(ctx)
 
     @strawberry.field
     async def track(self, info: Info) -> TrackNode:
