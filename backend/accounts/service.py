@@ -79,6 +79,8 @@ async def authenticate(*, db_session: AsyncSession, email: str, password: str) -
 
 async def get_by_email(*, db_session: AsyncSession, email: str) -> User | None:
     """The user with this (lower-cased) email, if any."""
+    if not validation.is_email(email):
+        return None  # nobody has it, and the database need not be asked
     return await db_session.scalar(select(User).where(func.lower(User.email) == email))
 
 

@@ -50,7 +50,10 @@ async def update(
 
 async def get_by_slug(*, db_session: AsyncSession, slug: str) -> Band | None:
     """One band by slug, whoever asks (callers check access)."""
-    return await db_session.scalar(select(Band).where(Band.slug == slug.strip().lower()))
+    cleaned = slug.strip().lower()
+    if not validation.is_slug(cleaned):
+        return None  # no band has it, and the database need not be asked
+    return await db_session.scalar(select(Band).where(Band.slug == cleaned))
 
 
 async def create_invite(

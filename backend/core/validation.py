@@ -7,8 +7,9 @@ import unicodedata
 
 from backend.core.errors import BadUserInput
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
+# No spaces and no control characters (PostgreSQL cannot even store NUL).
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?")
 
 
 def text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
@@ -31,16 +32,27 @@ def optional_text(value: str | None, *, field: str, max_length: int) -> str | No
     return text(value, field=field, max_length=max_length, required=False) or None
 
 
+def is_email(value: str) -> bool:
+    """Whether ``value``, as given, is an email address; lookups use it to skip the
+    database for what no account can have."""
+    return len(value) <= 320 and _EMAIL.fullmatch(value) is not None
+
+
 def email(value: str, *, field: str = "email") -> str:
     cleaned = value.strip().lower()
-    if len(cleaned) > 320 or not _EMAIL.match(cleaned):
+    if not is_email(cleaned):
         raise BadUserInput("That is not an email address.", field=field)
     return cleaned
 
 
+def is_slug(value: str) -> bool:
+    """Whether ``value``, as given, is a slug (see ``slug``)."""
+    return _SLUG.fullmatch(value) is not None
+
+
 def slug(value: str, *, field: str = "slug") -> str:
     cleaned = value.strip().lower()
-    if not _SLUG.match(cleaned):
+    if not is_slug(cleaned):
         raise BadUserInput(
             "A slug is 1 to 60 lower-case letters, digits and dashes, "
             "starting and ending with a letter or digit.",

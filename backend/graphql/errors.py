@@ -34,7 +34,10 @@ def code_error(error: GraphQLError, *, request_id: str) -> GraphQLError:
         return _coded(error, original.message, dict(original.extensions))
     if error.extensions and error.extensions.get("code"):
         return error
-    if original is None:
+    # Refused before execution (no path): the document did not parse or validate, or a
+    # variable did not fit its type. graphql-core wraps the reason of the last kind as
+    # ``original_error``; its message is written for the client either way.
+    if original is None or (isinstance(original, GraphQLError) and not error.path):
         if error.message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
         elif error.message.startswith("Variable "):

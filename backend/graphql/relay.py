@@ -14,6 +14,11 @@ from backend.core.errors import BadUserInput
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+# Primary keys are 64-bit; a larger number in an id cannot name a row (and would overflow
+# the database's integer before it could say so).
+MAX_PK = 2**63 - 1
+# A list is never longer than an Int (totalCount) can count.
+MAX_POSITION = 2**31 - 1
 
 T = TypeVar("T")
 
@@ -30,7 +35,7 @@ def parse_global_id(global_id: str, *, field: str = "id") -> tuple[str, int]:
         number = int(pk)
     except (UnicodeError, binascii.Error, ValueError) as exc:
         raise BadUserInput(f"'{global_id[:50]}' is not a valid id.", field=field) from exc
-    if number <= 0 or not type_name:
+    if not 0 < number <= MAX_PK or not type_name:
         raise BadUserInput(f"'{global_id[:50]}' is not a valid id.", field=field)
     return type_name, number
 
@@ -101,7 +106,7 @@ def page_request(first: int | None, after: str | None) -> PageRequest:
     if after is not None:
         try:
             prefix, position = base64.urlsafe_b64decode(after.encode("ascii")).decode().split(":")
-            if prefix != "cursor" or int(position) < 0:
+            if prefix != "cursor" or not 0 <= int(position) < MAX_POSITION:
                 raise ValueError(after)
             offset = int(position) + 1
         except (UnicodeError, binascii.Error, ValueError) as exc:

@@ -36,8 +36,8 @@ NODE_TYPES = {
 }
 
 
-async def _resolve_node(info: Info, global_id: str) -> Node | None:
-    type_name, pk = parse_global_id(global_id)
+async def _resolve_node(info: Info, global_id: str, *, field: str = "id") -> Node | None:
+    type_name, pk = parse_global_id(global_id, field=field)
     node_type = NODE_TYPES.get(type_name)
     return await node_type.resolve_node(info, pk) if node_type else None
 
@@ -57,7 +57,7 @@ class NodeQueries:
         info.context.require_viewer()
         if len(ids) > MAX_NODES:
             raise BadUserInput(f"Ask for at most {MAX_NODES} ids at once.", field="ids")
-        return [await _resolve_node(info, global_id) for global_id in ids]
+        return [await _resolve_node(info, global_id, field="ids") for global_id in ids]
 
 
 @strawberry.type

@@ -7,6 +7,7 @@ from datetime import date, datetime
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from backend.core import validation
 from backend.feedback import graphql as feedback_graphql
 from backend.feedback.models import ReactionTarget
 from backend.graphql.context import Context, Info
@@ -260,10 +261,14 @@ def to_track_filter(given: TrackFilterInput | None) -> repository.TrackFilter:
         if given.session_id
         else None
     )
+    # The same cleaning as what is searched for was stored with (see library.service).
     return repository.TrackFilter(
-        query=given.query.strip() or None if given.query else None,
-        tags=tuple(tag.strip() for tag in given.tags or ()),
-        key=given.key,
+        query=validation.optional_text(given.query, field="filter.query", max_length=200),
+        tags=tuple(
+            validation.text(tag, field="filter.tags", max_length=50, required=False)
+            for tag in given.tags or ()
+        ),
+        key=validation.optional_text(given.key, field="filter.key", max_length=20),
         bpm_min=given.bpm_min,
         bpm_max=given.bpm_max,
         session_id=session_id,
