@@ -5,7 +5,14 @@ from backend.bands.models import Band, BandInvite, BandMember
 from backend.core.database import Base
 from backend.feedback.models import Comment, Reaction
 from backend.jobs.models import Job
-from backend.library.models import RehearsalSession, Source, Track, TrackTag, TrackVersion
+from backend.library.models import (
+    RehearsalSession,
+    Source,
+    SourceFolder,
+    Track,
+    TrackTag,
+    TrackVersion,
+)
 from backend.media.models import Analysis, Asset, Rendition
 
 __all__ = [
@@ -24,6 +31,7 @@ __all__ = [
     "RehearsalSession",
     "Rendition",
     "Source",
+    "SourceFolder",
     "Track",
     "TrackTag",
     "TrackVersion",

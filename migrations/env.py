@@ -10,11 +10,18 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
 import backend.models  # noqa: F401  (registers every table on the metadata)
-from backend.core.database import Base, create_engine
+from backend.core.database import Base, UTCDateTime, create_engine
 from backend.core.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Migrations must not import app code: write UTCDateTime as the column it is."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def do_run_migrations(connection: Connection) -> None:
@@ -24,6 +31,7 @@ def do_run_migrations(connection: Connection) -> None:
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

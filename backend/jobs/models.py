@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, Text
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.database import Base, BigId, UTCDateTime, utcnow
@@ -34,6 +34,15 @@ class Job(Base):
         Index("ix_jobs_band_id_created_at", "band_id", "created_at"),
         Index("ix_jobs_source_id", "source_id"),
         Index("ix_jobs_status", "status"),
+        # At most one scan of a source waits or runs at a time, whoever asks and however
+        # many api processes there are: the database says no to a second.
+        Index(
+            "uq_jobs_active_scan",
+            "source_id",
+            unique=True,
+            sqlite_where=text("kind = 'SCAN' AND status IN ('QUEUED', 'RUNNING')"),
+            postgresql_where=text("kind = 'SCAN' AND status IN ('QUEUED', 'RUNNING')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -59,5 +68,10 @@ class Job(Base):
     message: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Outbox: the message is sent after the row commits; a row still without this after
+    # a while had its message lost (crash, broker down) and the sweeper sends it again.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

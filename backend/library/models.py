@@ -58,6 +58,18 @@ class Source(Base):
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class SourceFolder(Base):
+    """A collection's etag at the last scan: an unchanged one is not walked again."""
+
+    __tablename__ = "source_folders"
+    __table_args__ = (UniqueConstraint("source_id", "path"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(2000))
+    etag: Mapped[str] = mapped_column(String(200))
+
+
 class RehearsalSession(Base):
     __tablename__ = "rehearsal_sessions"
     __table_args__ = (UniqueConstraint("band_id", "date"),)
