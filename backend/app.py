@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from strawberry.fastapi import GraphQLRouter
+from starlette.requests import HTTPConnection
 
 from backend.core.database import create_engine, create_session_factory
+from backend.core.events import create_event_bus
 from backend.core.migrations import pending_migrations
 from backend.core.settings import Settings, get_settings
 from backend.graphql.context import Context
 from backend.graphql.database import RequestDatabase
+from backend.graphql.router import BacklineGraphQLRouter
 from backend.graphql.schema import schema
+from backend.jobs.queue import JobQueue
+from backend.jobs.sweeper import sweep_forever
+from workers import embedded as embedded_workers
+from workers.broker import create_broker
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -28,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     session_factory = create_session_factory(engine)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.require_migrated_database:
             current, head = await pending_migrations(engine)
             if current != head:
@@ -37,15 +45,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     f"The database is at migration {current or '(none)'} but this code needs "
                     f"{head}. Run `backline migrate` first (`make run` does)."
                 )
-        yield
-        await engine.dispose()
+        bus = create_event_bus(settings)
+        await bus.start()
+        embedded = None
+        if settings.redis_url or not settings.worker_threads:
+            broker = create_broker(settings)
+        else:
+            embedded = embedded_workers.start(settings, bus.publish)
+            broker = embedded.broker
+        queue = JobQueue(broker)
+        app.state.bus, app.state.queue = bus, queue
+        sweeper = asyncio.create_task(sweep_forever(session_factory=session_factory, queue=queue))
+        # Everything loaded so far lives as long as the process: keep the collector from
+        # walking it again on every full collection (bench/RESULTS.md: p95 halved).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+            else:
+                broker.close()
+            await bus.close()
+            await engine.dispose()
 
-    async def get_context(request: Request) -> AsyncIterator[Context]:
+    async def get_context(request: HTTPConnection) -> AsyncIterator[Context]:
         db = RequestDatabase(session_factory())
         try:
             yield Context(
                 settings=settings,
                 db=db,
+                session_factory=session_factory,
+                queue=request.app.state.queue,
+                bus=request.app.state.bus,
                 authorization=request.headers.get("authorization"),
                 request_id=request.headers.get("x-request-id"),
             )
@@ -57,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.include_router(
-        GraphQLRouter(
+        BacklineGraphQLRouter(
             schema,
             context_getter=get_context,
             graphql_ide=None if settings.is_production else "graphiql",

@@ -43,6 +43,9 @@ def serve(settings: Settings) -> None:
     from backend.app import create_app
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.allowed_roots:
+        # The default place for recordings exists from the start, ready to be a source.
+        (settings.data_dir / "library").mkdir(exist_ok=True)
     _configure_logging(settings)
     print(f"Backline is serving http://{settings.host}:{settings.port}/graphql", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
@@ -60,7 +63,7 @@ def worker(settings: Settings, processes: int, threads: int) -> int:
     from dramatiq.cli import make_argument_parser
 
     arguments = make_argument_parser().parse_args(
-        ["workers", "--processes", str(processes), "--threads", str(threads)]
+        ["workers.main", "--processes", str(processes), "--threads", str(threads)]
     )
     return dramatiq_main(arguments)
 

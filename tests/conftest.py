@@ -54,6 +54,7 @@ async def app_and_engine(database_url: str, tmp_path_factory: pytest.TempPathFac
     settings = Settings(
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),
+        allowed_roots=str(tmp_path_factory.getbasetemp()),
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
     )
     app = create_app(settings)

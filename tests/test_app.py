@@ -21,8 +21,13 @@ async def test_healthz_and_readyz(client):
 
 
 def _settings(tmp_path, **overrides) -> Settings:
+    # The session's app runs the embedded workers; one set per process.
     return Settings(
-        data_dir=tmp_path, secret_key="x" * 40, require_migrated_database=False, **overrides
+        data_dir=tmp_path,
+        secret_key="x" * 40,
+        require_migrated_database=False,
+        worker_threads=0,
+        **overrides,
     )
 
 
@@ -54,7 +59,7 @@ async def test_readyz_is_503_when_redis_is_down(tmp_path):
 
 
 async def test_refuses_to_start_on_an_unmigrated_database(tmp_path):
-    settings = Settings(data_dir=tmp_path, secret_key="x" * 40)
+    settings = Settings(data_dir=tmp_path, secret_key="x" * 40, worker_threads=0)
     app = create_app(settings)
     with pytest.raises(DatabaseNotMigrated, match="backline migrate"):
         async with app.router.lifespan_context(app):

@@ -1,8 +1,3 @@
-"""Dramatiq workers. Importing this package installs the broker the settings name;
-`backline worker` runs ``dramatiq workers`` on it. Actors (thin: each calls a backend
-service) live in modules beside this one and are imported here."""
-
-from backend.core.settings import get_settings
-from workers.broker import install_broker
-
-broker = install_broker(get_settings())
+"""Dramatiq workers: broker set-up, the runtime actors use, and the actors (thin: each
+calls a backend service). `backline worker` runs ``dramatiq workers.main``; the embedded
+default starts the same actors in threads of the api process (workers.embedded)."""

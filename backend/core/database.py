@@ -93,3 +93,18 @@ async def unit_of_work(
         except BaseException:
             await session.rollback()
             raise
+
+
+async def insert_ignore(
+    session: AsyncSession, model: type[Base], values: dict[str, Any], conflict: list[str]
+) -> None:
+    """INSERT that does nothing when a unique key is taken (ON CONFLICT DO NOTHING, on
+    SQLite and PostgreSQL), so concurrent writers never create a duplicate nor fail."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    await session.execute(
+        insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    )

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(default=30, ge=1)
     invite_hours: int = Field(default=72, ge=1)
 
+    # Folders a LOCAL_FOLDER source may point into, ':'-separated; empty means
+    # data_dir/library. Nothing outside them can be indexed, through symlinks neither.
+    allowed_roots: str = ""
+    # Encrypts stored WebDAV passwords; empty means derived from the secret key.
+    source_key: str = ""
+
+    # Embedded default: worker threads the api process runs actors in (0: none, e.g.
+    # for a read-only replica). Ignored when Redis is set: `backline worker` runs them.
+    worker_threads: int = Field(default=2, ge=0, le=64)
+
     # Startup refuses a database that is not at the newest migration; tests may relax it.
     require_migrated_database: bool = True
 
@@ -44,6 +54,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'backline.db').resolve()}"
+
+    @property
+    def resolved_allowed_roots(self) -> list[Path]:
+        roots = [Path(part) for part in self.allowed_roots.split(":") if part.strip()]
+        return [root.resolve() for root in roots or [self.data_dir / "library"]]
 
     @cached_property
     def resolved_secret_key(self) -> str:

@@ -230,6 +230,20 @@ def _reaction_target(target_id: str) -> tuple[ReactionTarget, int]:
     return _REACTION_TARGETS[type_name], pk
 
 
+async def _announce_reaction(info: Info, target_type: ReactionTarget, target_id: int) -> None:
+    access = await info.context.access()
+    band_id = await service.band_of_target(
+        db_session=info.context.db.session, target_type=target_type, target_id=target_id
+    )
+    if band_id is not None and access.can_view(band_id):
+        event = {
+            "type": "ReactionChanged",
+            "target_type": target_type.value,
+            "target_id": target_id,
+        }
+        await info.context.announce(band_id, event)
+
+
 @strawberry.type
 class FeedbackMutations:
     @strawberry.mutation
@@ -251,6 +265,9 @@ class FeedbackMutations:
                 end_ms=input.end_ms,
                 parent_id=parent_id,
             )
+        await info.context.announce(
+            comment.band_id, {"type": "CommentAdded", "comment_id": comment.id}
+        )
         return CommentNode.from_row(comment)
 
     @strawberry.mutation
@@ -297,6 +314,7 @@ class FeedbackMutations:
                 target_id=pk,
                 kind=kind,
             )
+        await _announce_reaction(info, target_type, pk)
         return await reaction_summary(info, target_type, pk)
 
     @strawberry.mutation
@@ -313,6 +331,7 @@ class FeedbackMutations:
                 target_id=pk,
                 kind=kind,
             )
+        await _announce_reaction(info, target_type, pk)
         return await reaction_summary(info, target_type, pk)
 
 

@@ -208,3 +208,11 @@ async def _target_band(
     if isinstance(row, Comment) and row.deleted_at is not None:
         raise NotFound("comment")
     return row.band_id
+
+
+async def band_of_target(
+    *, db_session: AsyncSession, target_type: ReactionTarget, target_id: int
+) -> int | None:
+    """The band a reaction target belongs to (None when it is gone)."""
+    model, _ = _TARGET_MODELS[target_type]
+    return await db_session.scalar(select(model.band_id).where(model.id == target_id))

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from backend.accounts import tokens
 from backend.bands.access import BandAccess
 from backend.core.errors import Unauthenticated
+from backend.core.events import EventBus
 from backend.core.settings import Settings
 from backend.graphql.database import RequestDatabase
 from backend.graphql.dataloaders import LoaderCache
+from backend.jobs.queue import JobQueue
+
+logger = logging.getLogger("backline.graphql")
 
 
 class Context(BaseContext):
@@ -24,16 +30,32 @@ class Context(BaseContext):
         *,
         settings: Settings,
         db: RequestDatabase,
+        session_factory: async_sessionmaker[AsyncSession],
+        queue: JobQueue,
+        bus: EventBus,
         authorization: str | None,
         request_id: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.db = db
+        self.session_factory = session_factory
+        self.queue = queue
+        self.bus = bus
         self.request_id = request_id or uuid.uuid4().hex[:16]
         self.loaders = LoaderCache()
         self._access: BandAccess | None = None
-        self._viewer_id, self._auth_error = self._read_authorization(authorization)
+        self._authorization = authorization
+        self._viewer: tuple[int | None, Unauthenticated | None] | None = None
+
+    def _header(self) -> str | None:
+        # Over a websocket the token comes in connection_init's payload, under the same
+        # name as the HTTP header, so one client setting serves both.
+        if self._authorization:
+            return self._authorization
+        params = getattr(self, "connection_params", None)
+        value = params.get("authorization") if isinstance(params, dict) else None
+        return value if isinstance(value, str) else None
 
     def _read_authorization(self, header: str | None) -> tuple[int | None, Unauthenticated | None]:
         if not header:
@@ -51,9 +73,12 @@ class Context(BaseContext):
     @property
     def viewer_id(self) -> int | None:
         """The signed-in user, None when signed out; a bad token is an error, not 'signed out'."""
-        if self._auth_error is not None:
-            raise self._auth_error
-        return self._viewer_id
+        if self._viewer is None:
+            self._viewer = self._read_authorization(self._header())
+        viewer_id, error = self._viewer
+        if error is not None:
+            raise error
+        return viewer_id
 
     def require_viewer(self) -> int:
         viewer_id = self.viewer_id
@@ -68,6 +93,26 @@ class Context(BaseContext):
             async with self.db.reading() as session:
                 self._access = await BandAccess.load(db_session=session, user_id=viewer_id)
         return self._access
+
+    async def fresh_access(self) -> BandAccess:
+        """Memberships read now, on a short session: a subscription lives for hours, holds
+        no database connection, and must notice a member who left."""
+        async with self.session_factory() as session:
+            return await BandAccess.load(db_session=session, user_id=self.viewer_id)
+
+    async def announce(self, band_id: int, event: dict[str, Any]) -> None:
+        """Tell the band's live subscribers; a bus outage must not undo a committed change."""
+        try:
+            await self.bus.publish(f"band:{band_id}", event)
+        except Exception:  # logged; the change itself is saved
+            logger.warning("band %s: event %s not published", band_id, event.get("type"))
+
+    async def between_events(self) -> None:
+        """A subscription between two events: give the database connection back and
+        forget what was read (the next event must see the database as it is then)."""
+        async with self.db.reading() as session:
+            await session.rollback()
+        self.loaders = LoaderCache()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

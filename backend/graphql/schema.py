@@ -7,13 +7,15 @@ from strawberry.schema.config import StrawberryConfig
 
 from backend.accounts.graphql import AccountMutations, AccountQueries, UserNode
 from backend.bands.graphql import BandMutations, BandNode, BandQueries
+from backend.bands.live import BandSubscriptions
 from backend.core.errors import BadUserInput, NotFound
 from backend.feedback.graphql import CommentNode, FeedbackMutations
 from backend.graphql.context import Info
 from backend.graphql.errors import ErrorCodes
 from backend.graphql.relay import Node, parse_global_id
-from backend.jobs.graphql import JobNode, JobQueries
+from backend.jobs.graphql import JobNode, JobQueries, JobSubscriptions
 from backend.library.graphql.mutations import LibraryMutations
+from backend.library.graphql.sources import SourceMutations
 from backend.library.graphql.types import (
     RehearsalSessionNode,
     SourceNode,
@@ -66,7 +68,14 @@ class Query(NodeQueries, AccountQueries, BandQueries, JobQueries):
 
 
 @strawberry.type
-class Mutation(AccountMutations, BandMutations, LibraryMutations, FeedbackMutations):
+class Mutation(
+    AccountMutations, BandMutations, LibraryMutations, SourceMutations, FeedbackMutations
+):
+    pass
+
+
+@strawberry.type
+class Subscription(JobSubscriptions, BandSubscriptions):
     pass
 
 
@@ -74,6 +83,7 @@ def create_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=list(NODE_TYPES.values()),
         extensions=[ErrorCodes],
         config=StrawberryConfig(auto_camel_case=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import strawberry
@@ -20,6 +21,7 @@ from backend.graphql.relay import (
     from_global_id,
     page_request,
 )
+from backend.jobs import service as jobs_service
 from backend.jobs.models import Job, JobKind, JobStatus
 
 strawberry.enum(JobKind)
@@ -120,3 +122,30 @@ class JobQueries:
         if node is None:
             raise NotFound("job")
         return node
+
+
+@strawberry.type
+class JobSubscriptions:
+    @strawberry.subscription(
+        description="The job's state at once, then every change; ends when the job ends."
+    )
+    async def job_progress(
+        self, info: Info, job_id: strawberry.ID
+    ) -> AsyncGenerator[JobNode, None]:
+        ctx = info.context
+        ctx.require_viewer()
+        pk = from_global_id(job_id, expected="Job", field="jobId")
+        access = await ctx.fresh_access()
+        # Subscribe before reading the current state, so no change falls in between.
+        async with ctx.bus.subscribe(f"job:{pk}") as updates:
+            async with ctx.session_factory() as db_session:
+                job = await db_session.get(Job, pk)
+            if job is None or not access.can_view(job.band_id):
+                raise NotFound("job")
+            yield JobNode.from_row(job)
+            if job.status in jobs_service.ENDED:
+                return
+            async for update in updates:
+                yield JobNode.from_row(jobs_service.from_snapshot(update))
+                if update["finished"]:
+                    return

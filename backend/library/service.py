@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.bands.access import BandAccess
 from backend.core import validation
-from backend.core.database import utcnow
+from backend.core.database import insert_ignore, utcnow
 from backend.core.errors import AlreadyExists, BadUserInput, NotFound
 from backend.feedback.models import Reaction, ReactionTarget
 from backend.library.models import (
@@ -42,30 +42,46 @@ class TrackChanges:
 async def get_or_create_session(
     *, db_session: AsyncSession, band_id: int, session_date: date
 ) -> RehearsalSession:
-    """The band's rehearsal session on that date, made if needed."""
-    session = await db_session.scalar(
-        select(RehearsalSession).where(
-            RehearsalSession.band_id == band_id, RehearsalSession.date == session_date
-        )
-    )
+    """The band's rehearsal session on that date, made if needed (safe when two scans
+    ask at once: the unique key decides, nobody fails)."""
+    where = (RehearsalSession.band_id == band_id, RehearsalSession.date == session_date)
+    session = await db_session.scalar(select(RehearsalSession).where(*where))
     if session is None:
-        session = RehearsalSession(band_id=band_id, date=session_date)
-        db_session.add(session)
-        await db_session.flush()
+        await insert_ignore(
+            db_session,
+            RehearsalSession,
+            {"band_id": band_id, "date": session_date, "created_at": utcnow()},
+            ["band_id", "date"],
+        )
+        session = await db_session.scalar(select(RehearsalSession).where(*where))
+    assert session is not None
     return session
 
 
 async def get_or_create_track(*, db_session: AsyncSession, band_id: int, title: str) -> Track:
-    """The band's track with this (normalised) title, made if needed."""
+    """The band's track with this (normalised) title, made if needed (safe when two
+    scans ask at once)."""
     clean = validation.text(title, field="title", max_length=200)
     normalized = normalize_title(clean)
-    track = await db_session.scalar(
-        select(Track).where(Track.band_id == band_id, Track.normalized_title == normalized)
-    )
+    where = (Track.band_id == band_id, Track.normalized_title == normalized)
+    track = await db_session.scalar(select(Track).where(*where))
     if track is None:
-        track = Track(band_id=band_id, title=clean, normalized_title=normalized)
-        db_session.add(track)
-        await db_session.flush()
+        await insert_ignore(
+            db_session,
+            Track,
+            {
+                "band_id": band_id,
+                "title": clean,
+                "normalized_title": normalized,
+                "status": TrackStatus.WORK_IN_PROGRESS,
+                "bpm_set_by_person": False,
+                "key_set_by_person": False,
+                "created_at": utcnow(),
+            },
+            ["band_id", "normalized_title"],
+        )
+        track = await db_session.scalar(select(Track).where(*where))
+    assert track is not None
     return track
 
 
@@ -123,7 +139,7 @@ async def add_version(
     )
     db_session.add(version)
     await db_session.flush()
-    await _touch_recorded(db_session=db_session, track_ids=[track.id])
+    await touch_recorded(db_session=db_session, track_ids=[track.id])
     return version
 
 
@@ -198,7 +214,7 @@ async def move_version(
     version.number = await _next_number(db_session=db_session, track_id=target.id)
     version.track_id = target.id
     await db_session.flush()
-    await _touch_recorded(db_session=db_session, track_ids=[old_track_id, target.id])
+    await touch_recorded(db_session=db_session, track_ids=[old_track_id, target.id])
     return version
 
 
@@ -242,7 +258,7 @@ async def merge_tracks(
         source.last_commented_at and source.last_commented_at > target.last_commented_at
     ):
         target.last_commented_at = source.last_commented_at
-    await _touch_recorded(db_session=db_session, track_ids=[target.id])
+    await touch_recorded(db_session=db_session, track_ids=[target.id])
     return target
 
 
@@ -296,7 +312,7 @@ async def _next_number(*, db_session: AsyncSession, track_id: int) -> int:
     return (highest or 0) + 1
 
 
-async def _touch_recorded(*, db_session: AsyncSession, track_ids: list[int]) -> None:
+async def touch_recorded(*, db_session: AsyncSession, track_ids: list[int]) -> None:
     """Keep Track.last_recorded_at (the RECENTLY_RECORDED order) equal to its newest take."""
     for track_id in track_ids:
         newest = await db_session.scalar(

@@ -1,0 +1,103 @@
+"""bandEvents: everything new in a band, live, so a band's app never has to poll."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
+
+import strawberry
+
+from backend.feedback.graphql import CommentNode, ReactionSummary, reaction_summary
+from backend.feedback.models import Comment, ReactionTarget
+from backend.graphql.context import Context, Info
+from backend.graphql.relay import from_global_id, to_global_id
+from backend.jobs import service as jobs_service
+from backend.jobs.graphql import JobNode
+from backend.library.graphql.types import TrackVersionNode
+from backend.library.models import TrackVersion
+
+
+@strawberry.type(description="A new take: from a scan, a watched folder or an upload.")
+class VersionAdded:
+    version: TrackVersionNode
+
+
+@strawberry.type(description="A take changed: moved, analysed, its status, ...")
+class VersionUpdated:
+    version: TrackVersionNode
+
+
+@strawberry.type
+class CommentAdded:
+    comment: CommentNode
+
+
+@strawberry.type
+class ReactionChanged:
+    target_id: strawberry.ID
+    summary: ReactionSummary
+
+
+@strawberry.type
+class JobUpdated:
+    job: JobNode
+
+
+BandEvent = Annotated[
+    VersionAdded | VersionUpdated | CommentAdded | ReactionChanged | JobUpdated,
+    strawberry.union("BandEvent"),
+]
+
+_TARGET_TYPE_NAMES = {
+    ReactionTarget.TRACK: "Track",
+    ReactionTarget.VERSION: "TrackVersion",
+    ReactionTarget.COMMENT: "Comment",
+}
+
+
+async def _row(ctx: Context, model: type, pk: int) -> Any:
+    async with ctx.session_factory() as db_session:
+        return await db_session.get(model, pk)
+
+
+async def _to_event(info: Info, event: dict[str, Any]) -> Any:
+    """The GraphQL object of a bus event, or None when what it names is gone."""
+    ctx = info.context
+    kind = event.get("type")
+    if kind in {"VersionAdded", "VersionUpdated"}:
+        row = await _row(ctx, TrackVersion, event["version_id"])
+        if row is None:
+            return None
+        node = TrackVersionNode.from_row(row)
+        return (
+            VersionAdded(version=node) if kind == "VersionAdded" else VersionUpdated(version=node)
+        )
+    if kind == "CommentAdded":
+        row = await _row(ctx, Comment, event["comment_id"])
+        return CommentAdded(comment=CommentNode.from_row(row)) if row else None
+    if kind == "ReactionChanged":
+        target = ReactionTarget(event["target_type"])
+        summary = await reaction_summary(info, target, event["target_id"])
+        global_id = to_global_id(_TARGET_TYPE_NAMES[target], event["target_id"])
+        return ReactionChanged(target_id=global_id, summary=summary)
+    if kind == "JobUpdated":
+        return JobUpdated(job=JobNode.from_row(jobs_service.from_snapshot(event["job"])))
+    return None
+
+
+@strawberry.type
+class BandSubscriptions:
+    @strawberry.subscription(description="Everything new in one of the viewer's bands, live.")
+    async def band_events(
+        self, info: Info, band_id: strawberry.ID
+    ) -> AsyncGenerator[BandEvent, None]:
+        ctx = info.context
+        ctx.require_viewer()
+        pk = from_global_id(band_id, expected="Band", field="bandId")
+        (await ctx.fresh_access()).require_member(pk, what="band")
+        async with ctx.bus.subscribe(f"band:{pk}") as events:
+            async for event in events:
+                item = await _to_event(info, event)
+                if item is not None:
+                    yield item
+                    await ctx.between_events()

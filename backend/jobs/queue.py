@@ -1,0 +1,61 @@
+"""Sending a job's message to the broker once its row is committed (the outbox).
+
+Messages name actors by their dotted names, so the api never imports the workers."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.core.errors import ServiceUnavailable
+from backend.jobs import service as jobs_service
+from backend.jobs.models import Job, JobKind
+
+logger = logging.getLogger("backline.jobs")
+
+ACTOR_BY_KIND = {JobKind.SCAN: "library.scan_source"}
+QUEUE_NAME = "default"
+
+
+class JobQueue:
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def ensure_available(self) -> None:
+        """Refuse work up front (SERVICE_UNAVAILABLE, nothing written) when the broker
+        cannot take messages."""
+        if isinstance(self.broker, RedisBroker):
+            try:
+                self.broker.client.ping()
+            except Exception as error:  # any connection failure means "not now"
+                raise ServiceUnavailable(
+                    "The job queue (Redis) is not reachable; try again in a moment."
+                ) from error
+
+    def send(self, job: Job) -> None:
+        message = dramatiq.Message(
+            queue_name=QUEUE_NAME,
+            actor_name=ACTOR_BY_KIND[job.kind],
+            args=(job.id,),
+            kwargs={},
+            options={},
+        )
+        self.broker.enqueue(message)
+
+    async def send_committed(
+        self, jobs: list[Job], *, session_factory: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """Send the messages of committed jobs and note it; a failure leaves the job for
+        the sweeper rather than failing the request that made it."""
+        for job in jobs:
+            try:
+                self.send(job)
+            except Exception:  # the sweeper sends it again; the request has succeeded
+                logger.warning("job %s: message not sent; the sweeper will retry", job.id)
+                continue
+            async with session_factory() as db_session:
+                await jobs_service.mark_enqueued(db_session=db_session, job_id=job.id)
+                await db_session.commit()

@@ -1,0 +1,80 @@
+"""Phase 1 for a local folder: walk it with os.scandir, without opening any file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.library import paths
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: str  # relative to the source root, '/'-separated
+    size: int
+    # size + mtime_ns + ctime_ns: copying a file keeps its mtime but not its ctime.
+    marker: str
+
+
+@dataclass(frozen=True)
+class WalkError:
+    path: str
+    message: str
+
+
+def walk(root: Path) -> Iterator[FoundFile | WalkError]:
+    """Every visible file below root; an unreadable folder or file is reported and the
+    walk goes on. Symlinks are not followed (they could lead outside the allowed roots)."""
+    stack = [""]
+    while stack:
+        relative_dir = stack.pop()
+        try:
+            with os.scandir(root / relative_dir if relative_dir else root) as entries:
+                children = sorted(entries, key=lambda entry: entry.name)
+        except OSError as error:
+            yield WalkError(relative_dir or ".", _reason(error))
+            continue
+        subdirs = []
+        for entry in children:
+            name = _decoded(entry.name)
+            if name is None:
+                yield WalkError(
+                    f"{relative_dir}/{entry.name!r}".lstrip("/"),
+                    "The name is not valid text (broken encoding).",
+                )
+                continue
+            relative = f"{relative_dir}/{name}" if relative_dir else name
+            if paths.is_hidden(relative):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(relative)
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    yield FoundFile(
+                        relative,
+                        stat.st_size,
+                        f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}",
+                    )
+            except OSError as error:  # vanished or unreadable between listing and stat
+                yield WalkError(relative, _reason(error))
+        stack.extend(reversed(subdirs))
+
+
+def _decoded(name: str) -> str | None:
+    # Undecodable bytes arrive as lone surrogates; such a name cannot be stored or shown.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return name
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, PermissionError):
+        return "Permission denied."
+    if isinstance(error, FileNotFoundError):
+        return "It disappeared during the scan."
+    return error.strerror or str(error)

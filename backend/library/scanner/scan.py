@@ -1,0 +1,366 @@
+"""A scan of one source, as named phases that each report progress:
+
+walk (list files, no opening) → diff (against the index, in memory) → register (open new
+and changed files, write in batches) → mark missing (what the walk did not find)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.core.settings import Settings
+from backend.jobs import service as jobs_service
+from backend.jobs.models import Job, JobStatus
+from backend.library import paths
+from backend.library import service as library_service
+from backend.library.models import Source, SourceKind, TrackVersion, VersionStatus
+from backend.library.scanner import local
+from backend.library.scanner.inspect import Inspected, NotAudio, inspect_file, worth_opening
+
+logger = logging.getLogger("backline.scan")
+
+BATCH = 100
+PROGRESS_INTERVAL = 0.1  # at most ~10 progress events a second per job
+CANCEL_CHECK_INTERVAL = 0.25
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    session_factory: async_sessionmaker[AsyncSession]
+    settings: Settings
+    publish: Publish
+
+
+@dataclass
+class Indexed:
+    version_id: int
+    marker: str | None
+    status: VersionStatus
+    content_hash: str | None
+
+
+@dataclass
+class _Run:
+    ctx: ScanContext
+    job: Job
+    source: Source
+    root: Path
+    added_ids: list[int] = field(default_factory=list)
+    updated_ids: list[int] = field(default_factory=list)
+    sessions: dict[date, int] = field(default_factory=dict)
+    tracks: dict[str, Any] = field(default_factory=dict)
+    next_number: dict[int, int] = field(default_factory=dict)
+    last_progress: float = 0.0
+    last_cancel_check: float = 0.0
+
+
+async def run_scan(ctx: ScanContext, job_id: int) -> None:
+    """Run the scan job; a second delivery of the same job is harmless."""
+    async with ctx.session_factory() as db:
+        job = await jobs_service.start(db_session=db, job_id=job_id)
+        await db.commit()
+        if job is None:
+            return
+        source = await db.get(Source, job.source_id)
+    await _publish_job(ctx, job)
+    if source is None or source.removed_at is not None:
+        await _end(ctx, job, JobStatus.FAILED, "The source was removed.")
+        return
+    if source.kind != SourceKind.LOCAL_FOLDER:
+        await _end(ctx, job, JobStatus.FAILED, "Scanning WebDAV shares is not available yet.")
+        return
+    root = Path(source.root)
+    if not await asyncio.to_thread(root.is_dir):
+        await _end(ctx, job, JobStatus.FAILED, f"The folder {root} is not there (any more).")
+        return
+    run = _Run(ctx=ctx, job=job, source=source, root=root)
+    cancelled = await _scan(run)
+    summary = (
+        f"{job.added} added, {job.updated} updated, {job.skipped} skipped, {job.failed} failed."
+    )
+    if cancelled:
+        await _end(ctx, job, JobStatus.CANCELLED, f"Cancelled; what was indexed stays. {summary}")
+    else:
+        await _end(ctx, job, JobStatus.SUCCEEDED, summary)
+
+
+async def _scan(run: _Run) -> bool:
+    """The phases; True when cancelled."""
+    job = run.job
+    # Phase 1: walk.
+    found, walk_errors = await asyncio.to_thread(_walk, run.root)
+    failed_dirs = [error.path for error in walk_errors]
+    for error in walk_errors:
+        jobs_service.record_error(job, path=error.path, message=error.message)
+    job.total = len(found)
+
+    # Phase 2: diff against the index.
+    index = await _load_index(run)
+    seen: set[str] = set()
+    todo: list[local.FoundFile] = []
+    returning: list[int] = []
+    for file in found:
+        seen.add(file.path)
+        known = index.get(file.path)
+        if known is None:
+            if worth_opening(file.path):
+                todo.append(file)
+            else:
+                job.skipped += 1
+                job.processed += 1
+        elif known.marker != file.marker:
+            todo.append(file)
+        else:
+            if known.status == VersionStatus.MISSING:
+                returning.append(known.version_id)
+            job.processed += 1
+    # Files that were indexed and are gone: candidates for moves, else MISSING.
+    gone = {
+        path: known
+        for path, known in index.items()
+        if path not in seen and not _under(path, failed_dirs)
+    }
+    await _progress(run, force=True)
+
+    # Phase 3: register new and changed files, in batches.
+    moved_from: dict[str, list[str]] = {}
+    for path, known in gone.items():
+        if known.content_hash:
+            moved_from.setdefault(known.content_hash, []).append(path)
+    for start in range(0, len(todo), BATCH):
+        if await _cancel_requested(run):
+            return True
+        batch = todo[start : start + BATCH]
+        inspected = await asyncio.to_thread(_inspect_batch, run.root, batch)
+        async with run.ctx.session_factory() as db:
+            for file, result in zip(batch, inspected, strict=True):
+                await _register(run, db, file, result, index, gone, moved_from)
+                job.processed += 1
+            await _flush_recorded(db, run)
+            db.add(job)
+            await db.commit()
+        await _publish_versions(run)
+        await _progress(run)
+
+    # Phase 4: what is gone is MISSING (comments and reactions stay on it); what came
+    # back is restored.
+    async with run.ctx.session_factory() as db:
+        if gone:
+            await db.execute(
+                update(TrackVersion)
+                .where(TrackVersion.id.in_([known.version_id for known in gone.values()]))
+                .values(status=VersionStatus.MISSING)
+            )
+        if returning:
+            await db.execute(
+                update(TrackVersion)
+                .where(TrackVersion.id.in_(returning))
+                .values(status=VersionStatus.PENDING)
+            )
+            job.updated += len(returning)
+            run.updated_ids += returning
+        db.add(job)
+        await db.commit()
+    await _publish_versions(run)
+    return False
+
+
+def _walk(root: Path) -> tuple[list[local.FoundFile], list[local.WalkError]]:
+    found: list[local.FoundFile] = []
+    errors: list[local.WalkError] = []
+    for item in local.walk(root):
+        (found if isinstance(item, local.FoundFile) else errors).append(item)  # type: ignore[arg-type]
+    return found, errors
+
+
+def _inspect_batch(root: Path, batch: list[local.FoundFile]) -> list[Inspected | Exception]:
+    results: list[Inspected | Exception] = []
+    for file in batch:
+        try:
+            results.append(inspect_file(root, file.path))
+        except (NotAudio, OSError) as error:
+            results.append(error)
+    return results
+
+
+async def _register(
+    run: _Run,
+    db: AsyncSession,
+    file: local.FoundFile,
+    result: Inspected | Exception,
+    index: dict[str, Indexed],
+    gone: dict[str, Indexed],
+    moved_from: dict[str, list[str]],
+) -> None:
+    job = run.job
+    if isinstance(result, NotAudio):
+        job.skipped += 1
+        return
+    if isinstance(result, OSError):
+        message = (
+            "Permission denied."
+            if isinstance(result, PermissionError)
+            else (
+                "It disappeared during the scan."
+                if isinstance(result, FileNotFoundError)
+                else f"Could not be read: {result.strerror or result}."
+            )
+        )
+        jobs_service.record_error(job, path=file.path, message=message)
+        return
+    known = index.get(file.path)
+    if known is None and moved_from.get(result.content_hash):
+        # The same bytes left another path in this source: a move or rename. The take
+        # keeps its version, comments and reactions. Among identical copies, the one
+        # from the same folder is the likelier.
+        candidates = moved_from[result.content_hash]
+        folder = file.path.rpartition("/")[0]
+        old_path = next((p for p in candidates if p.rpartition("/")[0] == folder), candidates[0])
+        candidates.remove(old_path)
+        known = gone.pop(old_path)
+    if known is not None:
+        await db.execute(
+            update(TrackVersion)
+            .where(TrackVersion.id == known.version_id)
+            .values(
+                path=file.path,
+                change_marker=file.marker,
+                content_hash=result.content_hash,
+                size_bytes=file.size,
+                format=result.format,
+                status=VersionStatus.PENDING,
+            )
+        )
+        job.updated += 1
+        run.updated_ids.append(known.version_id)
+        return
+    place = paths.place_recording(file.path)
+    track = run.tracks.get(place.track_title.casefold())
+    if track is None:
+        track = await library_service.get_or_create_track(
+            db_session=db, band_id=run.source.band_id, title=place.track_title
+        )
+        run.tracks[place.track_title.casefold()] = track
+    session_id = None
+    if place.session_date is not None:
+        session_id = run.sessions.get(place.session_date)
+        if session_id is None:
+            session = await library_service.get_or_create_session(
+                db_session=db, band_id=run.source.band_id, session_date=place.session_date
+            )
+            session_id = run.sessions[place.session_date] = session.id
+    number = run.next_number.get(track.id)
+    if number is None:
+        highest = await db.scalar(
+            select(func.max(TrackVersion.number)).where(TrackVersion.track_id == track.id)
+        )
+        number = (highest or 0) + 1
+    run.next_number[track.id] = number + 1
+    tags = result.tags
+    version = TrackVersion(
+        band_id=run.source.band_id,
+        track_id=track.id,
+        session_id=session_id,
+        source_id=run.source.id,
+        path=file.path,
+        original_filename=Path(file.path).name,
+        number=number,
+        label=place.label,
+        change_marker=file.marker,
+        content_hash=result.content_hash,
+        format=result.format,
+        size_bytes=file.size,
+        duration_ms=tags.duration_ms,
+        sample_rate=tags.sample_rate,
+        channels=tags.channels,
+        bitrate=tags.bitrate,
+        recorded_at=tags.recorded_at,
+        status=VersionStatus.PENDING,
+    )
+    db.add(version)
+    await db.flush()
+    job.added += 1
+    run.added_ids.append(version.id)
+
+
+async def _flush_recorded(db: AsyncSession, run: _Run) -> None:
+    touched = {track.id for track in run.tracks.values()}
+    if touched:
+        await library_service.touch_recorded(db_session=db, track_ids=sorted(touched))
+
+
+async def _load_index(run: _Run) -> dict[str, Indexed]:
+    async with run.ctx.session_factory() as db:
+        rows = await db.execute(
+            select(
+                TrackVersion.path,
+                TrackVersion.id,
+                TrackVersion.change_marker,
+                TrackVersion.status,
+                TrackVersion.content_hash,
+            ).where(TrackVersion.source_id == run.source.id)
+        )
+        return {
+            path: Indexed(vid, marker, status, digest) for path, vid, marker, status, digest in rows
+        }
+
+
+def _under(path: str, folders: list[str]) -> bool:
+    return any(folder == "." or path.startswith(folder + "/") for folder in folders)
+
+
+async def _cancel_requested(run: _Run) -> bool:
+    now = time.monotonic()
+    if now - run.last_cancel_check < CANCEL_CHECK_INTERVAL:
+        return False
+    run.last_cancel_check = now
+    async with run.ctx.session_factory() as db:
+        return await jobs_service.cancel_requested(db_session=db, job_id=run.job.id)
+
+
+async def _progress(run: _Run, *, force: bool = False) -> None:
+    now = time.monotonic()
+    if not force and now - run.last_progress < PROGRESS_INTERVAL:
+        return
+    run.last_progress = now
+    job = run.job
+    job.progress = min(1.0, job.processed / job.total) if job.total else 0.0
+    async with run.ctx.session_factory() as db:
+        db.add(job)
+        await db.commit()
+    await _publish_job(run.ctx, job)
+
+
+async def _publish_versions(run: _Run) -> None:
+    band = f"band:{run.source.band_id}"
+    for version_id in run.added_ids:
+        await run.ctx.publish(band, {"type": "VersionAdded", "version_id": version_id})
+    for version_id in run.updated_ids:
+        await run.ctx.publish(band, {"type": "VersionUpdated", "version_id": version_id})
+    run.added_ids.clear()
+    run.updated_ids.clear()
+
+
+async def _publish_job(ctx: ScanContext, job: Job) -> None:
+    snapshot = jobs_service.snapshot(job)
+    await ctx.publish(f"job:{job.id}", snapshot)
+    await ctx.publish(f"band:{job.band_id}", {"type": "JobUpdated", "job": snapshot})
+
+
+async def _end(ctx: ScanContext, job: Job, status: JobStatus, message: str) -> None:
+    async with ctx.session_factory() as db:
+        job = await db.merge(job)
+        jobs_service.finish(job, status, message=message)
+        await db.commit()
+    await _publish_job(ctx, job)

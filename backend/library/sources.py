@@ -1,0 +1,139 @@
+"""Sources: the folders and WebDAV shares a band's recordings are indexed from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.bands.access import BandAccess
+from backend.core import crypto, validation
+from backend.core.database import utcnow
+from backend.core.errors import BadUserInput, NotFound
+from backend.core.settings import Settings
+from backend.library.models import Source, SourceKind, TrackVersion, VersionStatus
+
+
+@dataclass(frozen=True)
+class NewSource:
+    band_id: int
+    kind: SourceKind
+    name: str
+    root: str
+    username: str | None = None
+    password: str | None = None
+    watch: bool = False
+
+
+def resolve_local_root(root: str, *, settings: Settings) -> Path:
+    """The real folder a LOCAL_FOLDER source names; it must lie inside an allowed root
+    once every symlink is followed."""
+    if not root.strip() or "\x00" in root:
+        raise BadUserInput("Give the folder's path.", field="root")
+    path = Path(root.strip()).expanduser()
+    if not path.is_absolute():
+        raise BadUserInput("Give the folder as an absolute path.", field="root")
+    real = path.resolve()
+    allowed = settings.resolved_allowed_roots
+    if not any(real == base or real.is_relative_to(base) for base in allowed):
+        shown = ", ".join(str(base) for base in allowed)
+        raise BadUserInput(
+            f"Backline may only index folders inside {shown} (BACKLINE_ALLOWED_ROOTS).",
+            field="root",
+        )
+    if not real.is_dir():
+        raise BadUserInput("There is no folder at that path.", field="root")
+    return real
+
+
+def _check_webdav_url(root: str) -> str:
+    url = root.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise BadUserInput(
+            "Give the share's URL, e.g. https://cloud.example.org/remote.php/dav/files/kim/",
+            field="root",
+        )
+    if parts.username or parts.password:
+        raise BadUserInput("Put the username and password in their own fields.", field="root")
+    return url if url.endswith("/") else url + "/"
+
+
+async def add(
+    *, db_session: AsyncSession, access: BandAccess, settings: Settings, new: NewSource
+) -> Source:
+    """Register a folder or share for a band (admins)."""
+    access.require_admin(new.band_id, what="band", action="add sources")
+    name = validation.text(new.name, field="name", max_length=100)
+    if new.kind == SourceKind.LOCAL_FOLDER:
+        root = str(resolve_local_root(new.root, settings=settings))
+        if new.username or new.password:
+            raise BadUserInput("A local folder takes no username or password.", field="username")
+        username = password = None
+    else:
+        root = _check_webdav_url(new.root)
+        username = validation.optional_text(new.username, field="username", max_length=200)
+        password = crypto.encrypt(new.password, settings=settings) if new.password else None
+    source = Source(
+        band_id=new.band_id,
+        kind=new.kind,
+        name=name,
+        root=root,
+        username=username,
+        password_encrypted=password,
+        watch=new.watch,
+    )
+    db_session.add(source)
+    await db_session.flush()
+    return source
+
+
+async def update_source(
+    *,
+    db_session: AsyncSession,
+    access: BandAccess,
+    source_id: int,
+    name: str | None = None,
+    watch: bool | None = None,
+) -> Source:
+    """Rename a source or turn watching on or off (admins)."""
+    source = await _live_source(db_session=db_session, access=access, source_id=source_id)
+    access.require_admin(source.band_id, what="source", action="change sources")
+    if name is not None:
+        source.name = validation.text(name, field="name", max_length=100)
+    if watch is not None:
+        source.watch = watch
+    await db_session.flush()
+    return source
+
+
+async def remove(*, db_session: AsyncSession, access: BandAccess, source_id: int) -> None:
+    """Stop indexing a source (admins). Its takes stay, marked MISSING, with every
+    comment and reaction; adding the folder again brings them back."""
+    source = await _live_source(db_session=db_session, access=access, source_id=source_id)
+    access.require_admin(source.band_id, what="source", action="remove sources")
+    source.removed_at = utcnow()
+    await db_session.execute(
+        update(TrackVersion)
+        .where(TrackVersion.source_id == source.id)
+        .values(status=VersionStatus.MISSING)
+    )
+    await db_session.flush()
+
+
+def password_of(source: Source, *, settings: Settings) -> str | None:
+    if source.password_encrypted is None:
+        return None
+    return crypto.decrypt(source.password_encrypted, settings=settings)
+
+
+async def _live_source(*, db_session: AsyncSession, access: BandAccess, source_id: int) -> Source:
+    source = await access.fetch(
+        db_session=db_session, model=Source, object_id=source_id, what="source"
+    )
+    if source.removed_at is not None:
+        raise NotFound("source")
+    return source

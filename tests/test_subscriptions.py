@@ -1,0 +1,160 @@
+"""Live updates over a real websocket (graphql-transport-ws) from a real uvicorn:
+a scan's progress on jobProgress, its new takes and a comment on bandEvents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+import websockets
+
+from tests.audio_fixtures import write_wav
+from tests.graphql_client import gql, register
+
+PROTOCOL = "graphql-transport-ws"
+
+
+@pytest.fixture
+async def server_url(app_and_engine, engine) -> AsyncIterator[str]:
+    app, _ = app_and_engine
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The session's app already ran its start-up; uvicorn only serves it.
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, 10)
+
+
+async def connect(url: str, token: str | None):
+    socket_ = await websockets.connect(f"ws://{url}/graphql", subprotocols=[PROTOCOL])
+    payload = {"authorization": f"Bearer {token}"} if token else {}
+    await socket_.send(json.dumps({"type": "connection_init", "payload": payload}))
+    return socket_
+
+
+async def subscribe(socket_, op_id: str, query: str, variables: dict) -> None:
+    await socket_.send(
+        json.dumps(
+            {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables}}
+        )
+    )
+
+
+async def next_message(socket_, wait: float = 10) -> dict:
+    while True:
+        message = json.loads(await asyncio.wait_for(socket_.recv(), wait))
+        if message["type"] not in {"ping", "pong", "connection_ack"}:
+            return message
+
+
+JOB = """subscription($id: ID!) { jobProgress(jobId: $id) {
+  status progress processed total added } }"""
+BAND = """subscription($id: ID!) { bandEvents(bandId: $id) {
+  __typename
+  ... on VersionAdded { version { label track { title } } }
+  ... on CommentAdded { comment { body author { handle } } }
+  ... on JobUpdated { job { status } }
+} }"""
+
+
+async def test_scan_progress_and_new_takes_arrive_live(client, server_url, tmp_path_factory):
+    token, _ = await register(client, "live")
+    band_id = (
+        await gql(client, 'mutation { createBand(input: {name: "Live"}) { id } }', token=token)
+    ).ok()["createBand"]["id"]
+    folder = tmp_path_factory.mktemp("live")
+    for index in range(30):
+        path = folder / "240301" / f"song{index % 3}" / f"take{index}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(path, seconds=0.05, tone_hz=100 + index * 10)
+    add = 'mutation($b: ID!, $r: String!) { addSource(input: {bandId: $b, kind: LOCAL_FOLDER, name: "x", root: $r}) { id } }'
+    source_id = (await gql(client, add, {"b": band_id, "r": str(folder)}, token=token)).ok()[
+        "addSource"
+    ]["id"]
+
+    band_socket = await connect(server_url, token)
+    await subscribe(band_socket, "band", BAND, {"id": band_id})
+    await asyncio.sleep(0.2)  # the subscription is registered before the scan starts
+
+    job = (
+        await gql(
+            client,
+            "mutation($s: ID!) { scanSource(sourceId: $s) { id } }",
+            {"s": source_id},
+            token=token,
+        )
+    ).ok()["scanSource"]
+    job_socket = await connect(server_url, token)
+    await subscribe(job_socket, "job", JOB, {"id": job["id"]})
+    states = []
+    while True:
+        message = await next_message(job_socket)
+        if message["type"] == "complete":
+            break
+        assert message["type"] == "next", message
+        states.append(message["payload"]["data"]["jobProgress"])
+    assert states[-1]["status"] == "SUCCEEDED" and states[-1]["added"] == 30
+    progress = [state["progress"] for state in states]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+
+    added = []
+    while len(added) < 30:
+        event = (await next_message(band_socket))["payload"]["data"]["bandEvents"]
+        if event["__typename"] == "VersionAdded":
+            added.append(event["version"])
+    assert {take["track"]["title"] for take in added} == {"song0", "song1", "song2"}
+
+    # A comment made over HTTP reaches the same subscriber.
+    versions = await gql(
+        client,
+        "query($b: ID!) { band(id: $b) { tracks(first: 1) { nodes { latestVersion { id } } } } }",
+        {"b": band_id},
+        token=token,
+    )
+    version_id = versions.ok()["band"]["tracks"]["nodes"][0]["latestVersion"]["id"]
+    await gql(
+        client,
+        'mutation($v: ID!) { addComment(input: {versionId: $v, body: "groovy"}) { id } }',
+        {"v": version_id},
+        token=token,
+    )
+    while True:
+        event = (await next_message(band_socket))["payload"]["data"]["bandEvents"]
+        if event["__typename"] == "CommentAdded":
+            assert event["comment"] == {"body": "groovy", "author": {"handle": "live"}}
+            break
+    await band_socket.close()
+    await job_socket.close()
+
+
+async def test_bad_token_closes_with_4403_and_strangers_get_not_found(client, server_url):
+    bad = await connect(server_url, "not-a-token")
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await next_message(bad)
+    assert closed.value.rcvd.code == 4403
+
+    owner, _ = await register(client, "owner")
+    stranger, _ = await register(client, "stranger")
+    band_id = (
+        await gql(client, 'mutation { createBand(input: {name: "Private"}) { id } }', token=owner)
+    ).ok()["createBand"]["id"]
+    socket_ = await connect(server_url, stranger)
+    await subscribe(socket_, "1", BAND, {"id": band_id})
+    message = await next_message(socket_)
+    assert message["type"] == "error" or message["payload"].get("errors"), message
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+    await socket_.close()

@@ -1,0 +1,56 @@
+"""What actors need to call services: settings, a database engine of their own (made on
+the actors' event loop: connections belong to the loop that opened them) and a way to
+publish events. One runtime per worker process; the embedded one shares the app's bus."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from backend.core.database import create_engine, create_session_factory
+from backend.core.settings import Settings
+from backend.library.scanner import ScanContext
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    publish: Publish
+    _engine: AsyncEngine | None = field(default=None, init=False)
+    _session_factory: async_sessionmaker[AsyncSession] | None = field(default=None, init=False)
+
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]:
+        if self._session_factory is None:
+            self._engine = create_engine(self.settings.resolved_database_url)
+            self._session_factory = create_session_factory(self._engine)
+        return self._session_factory
+
+    def scan_context(self) -> ScanContext:
+        return ScanContext(
+            session_factory=self.session_factory, settings=self.settings, publish=self.publish
+        )
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = self._session_factory = None
+
+
+_current: WorkerRuntime | None = None
+
+
+def configure(runtime: WorkerRuntime) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> WorkerRuntime:
+    if _current is None:
+        raise RuntimeError("The worker runtime is not configured (see workers/__init__.py).")
+    return _current
