@@ -162,3 +162,46 @@ async def test_add_source_outside_allowed_roots_is_refused(client, band_with_fol
     refused = await gql(client, ADD_SOURCE, {"band": band_id, "root": str(link)}, token=token)
     assert refused.codes == ["BAD_USER_INPUT"]
     shutil.rmtree(folder / "escape", ignore_errors=True) if not link.is_symlink() else link.unlink()
+
+
+async def _job(client, token, job_id) -> dict:
+    for _ in range(400):
+        state = (await gql(client, JOB, {"id": job_id}, token=token)).ok()["job"]
+        if state["status"] in {"SUCCEEDED", "FAILED", "CANCELLED"}:
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(state)
+
+
+async def test_two_scans_at_once_are_one_scan(client, band_with_folder):
+    token, band_id, source_id, folder = band_with_folder
+    tree(folder, [f"240101/song{n % 7}/take{n}.wav" for n in range(150)])
+    first, second = await asyncio.gather(
+        gql(client, SCAN, {"s": source_id}, token=token),
+        gql(client, SCAN, {"s": source_id}, token=token),
+    )
+    assert first.ok()["scanSource"]["id"] == second.ok()["scanSource"]["id"]
+    result = await _job(client, token, first.ok()["scanSource"]["id"])
+    assert result["added"] == 150
+    count = "query($b: ID!) { band(id: $b) { sessions { nodes { versionCount } } tracks { totalCount } } }"
+    totals = (await gql(client, count, {"b": band_id}, token=token)).ok()["band"]
+    assert totals["tracks"]["totalCount"] == 7
+    assert totals["sessions"]["nodes"] == [{"versionCount": 150}]
+
+
+async def test_cancel_stops_a_running_scan_and_keeps_what_it_indexed(client, band_with_folder):
+    token, band_id, source_id, folder = band_with_folder
+    tree(folder, [f"240102/jam/take{n}.wav" for n in range(1500)])
+    job_id = (await gql(client, SCAN, {"s": source_id}, token=token)).ok()["scanSource"]["id"]
+    cancel = "mutation($id: ID!) { cancelJob(id: $id) { id } }"
+    assert (await gql(client, cancel, {"id": job_id}, token=token)).ok()
+    result = await _job(client, token, job_id)
+    assert result["status"] == "CANCELLED", result
+    assert result["added"] < 1500
+    count = "query($b: ID!) { band(id: $b) { sessions { nodes { versionCount } } } }"
+    sessions = (await gql(client, count, {"b": band_id}, token=token)).ok()["band"]["sessions"]
+    indexed = sessions["nodes"][0]["versionCount"] if sessions["nodes"] else 0
+    assert indexed == result["added"]
+    # Cancelling an ended job says so.
+    again = await gql(client, cancel, {"id": job_id}, token=token)
+    assert again.codes == ["BAD_USER_INPUT"]
