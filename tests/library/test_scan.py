@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -161,7 +160,6 @@ async def test_add_source_outside_allowed_roots_is_refused(client, band_with_fol
     link.symlink_to("/etc")
     refused = await gql(client, ADD_SOURCE, {"band": band_id, "root": str(link)}, token=token)
     assert refused.codes == ["BAD_USER_INPUT"]
-    shutil.rmtree(folder / "escape", ignore_errors=True) if not link.is_symlink() else link.unlink()
 
 
 async def _job(client, token, job_id) -> dict:

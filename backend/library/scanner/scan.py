@@ -25,6 +25,7 @@ from backend.library import service as library_service
 from backend.library.models import Source, SourceKind, TrackVersion, VersionStatus
 from backend.library.scanner import local
 from backend.library.scanner.inspect import Inspected, NotAudio, inspect_file, worth_opening
+from backend.library.titles import normalize_title
 
 logger = logging.getLogger("backline.scan")
 
@@ -61,6 +62,8 @@ class _Run:
     sessions: dict[date, int] = field(default_factory=dict)
     tracks: dict[str, Any] = field(default_factory=dict)
     next_number: dict[int, int] = field(default_factory=dict)
+    # Tracks given a take in the current batch; their last_recorded_at is refreshed once.
+    touched_tracks: set[int] = field(default_factory=set)
     last_progress: float = 0.0
     last_cancel_check: float = 0.0
 
@@ -246,12 +249,13 @@ async def _register(
         run.updated_ids.append(known.version_id)
         return
     place = paths.place_recording(file.path)
-    track = run.tracks.get(place.track_title.casefold())
+    identity = normalize_title(place.track_title)
+    track = run.tracks.get(identity)
     if track is None:
         track = await library_service.get_or_create_track(
             db_session=db, band_id=run.source.band_id, title=place.track_title
         )
-        run.tracks[place.track_title.casefold()] = track
+        run.tracks[identity] = track
     session_id = None
     if place.session_date is not None:
         session_id = run.sessions.get(place.session_date)
@@ -290,14 +294,15 @@ async def _register(
     )
     db.add(version)
     await db.flush()
+    run.touched_tracks.add(track.id)
     job.added += 1
     run.added_ids.append(version.id)
 
 
 async def _flush_recorded(db: AsyncSession, run: _Run) -> None:
-    touched = {track.id for track in run.tracks.values()}
-    if touched:
-        await library_service.touch_recorded(db_session=db, track_ids=sorted(touched))
+    if run.touched_tracks:
+        await library_service.touch_recorded(db_session=db, track_ids=sorted(run.touched_tracks))
+        run.touched_tracks.clear()
 
 
 async def _load_index(run: _Run) -> dict[str, Indexed]:
