@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy.exc import IntegrityError
 
 from backend.core.errors import NotFound
 from backend.graphql.context import Info
 from backend.graphql.relay import from_global_id
 from backend.jobs import service as jobs_service
 from backend.jobs.graphql import JobNode
-from backend.jobs.models import Job, JobKind
+from backend.jobs.models import Job
 from backend.library import sources
 from backend.library.graphql.types import SourceNode
 from backend.library.models import Source, SourceKind
+from backend.library.scanner.requests import request_scan
 
 
 @strawberry.input
@@ -76,31 +76,20 @@ class SourceMutations:
         ctx = info.context
         pk = from_global_id(source_id, expected="Source", field="sourceId")
         access = await ctx.access()
-        ctx.queue.ensure_available()
-        try:
-            async with ctx.transaction() as db_session:
-                source = await access.fetch(
-                    db_session=db_session, model=Source, object_id=pk, what="source"
-                )
-                if source.removed_at is not None:
-                    raise NotFound("source")
-                running = await jobs_service.active_scan(db_session=db_session, source_id=pk)
-                if running is not None:
-                    return JobNode.from_row(running)
-                job = await jobs_service.create(
-                    db_session=db_session,
-                    band_id=source.band_id,
-                    kind=JobKind.SCAN,
-                    created_by_id=access.user_id,
-                    source_id=pk,
-                )
-        except IntegrityError:
-            # Another request started a scan of this source a moment ago: that one it is.
-            async with ctx.db.reading() as db_session:
-                running = await jobs_service.active_scan(db_session=db_session, source_id=pk)
-            assert running is not None
-            return JobNode.from_row(running)
-        await ctx.queue.send_committed([job], session_factory=ctx.session_factory)
+        async with ctx.db.reading() as db_session:
+            source = await access.fetch(
+                db_session=db_session, model=Source, object_id=pk, what="source"
+            )
+            if source.removed_at is not None:
+                raise NotFound("source")
+            band_id = source.band_id
+        job = await request_scan(
+            session_factory=ctx.session_factory,
+            queue=ctx.queue,
+            band_id=band_id,
+            source_id=pk,
+            requested_by_id=access.user_id,
+        )
         return JobNode.from_row(job)
 
     @strawberry.mutation(description="Stop a job: a queued one at once, a running one soon.")
