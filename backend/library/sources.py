@@ -96,16 +96,29 @@ async def update_source(
     db_session: AsyncSession,
     access: BandAccess,
     source_id: int,
+    settings: Settings,
     name: str | None = None,
     watch: bool | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> Source:
-    """Rename a source or turn watching on or off (admins)."""
+    """Rename a source, turn watching on or off, or give a share new credentials (admins)."""
     source = await _live_source(db_session=db_session, access=access, source_id=source_id)
     access.require_admin(source.band_id, what="source", action="change sources")
     if name is not None:
         source.name = validation.text(name, field="name", max_length=100)
     if watch is not None:
         source.watch = watch
+    if username is not None or password is not None:
+        if source.kind != SourceKind.WEBDAV:
+            field = "username" if username is not None else "password"
+            raise BadUserInput("A local folder takes no username or password.", field=field)
+        if username is not None:
+            source.username = validation.optional_text(username, field="username", max_length=200)
+        if password is not None:
+            source.password_encrypted = (
+                crypto.encrypt(password, settings=settings) if password else None
+            )
     await db_session.flush()
     return source
 

@@ -159,6 +159,13 @@ class WebDavClient:
 
     async def list(self, path: str = "") -> builtins.list[DavEntry]:
         """The direct children of the collection at ``path`` (PROPFIND Depth 1)."""
+        _, children = await self.listing(path)
+        return children
+
+    async def listing(self, path: str = "") -> tuple[DavEntry | None, builtins.list[DavEntry]]:
+        """The collection at ``path`` itself (None if the server left it out) and its
+        direct children, from one PROPFIND Depth 1: a scan compares the collection's etag
+        before looking at its children."""
         path = _clean(path)
         responses, url = await self._propfind(path, depth="1", collection=True)
         entries = [entry for r in responses if (entry := self._entry(r, url)) is not None]
@@ -169,16 +176,18 @@ class WebDavClient:
                 f"The WebDAV server at {self._host} answers with addresses outside "
                 f"/{self._root_path}; check the WebDAV address."
             )
-        children: list[DavEntry] = []
+        itself: DavEntry | None = None
+        children: builtins.list[DavEntry] = []
         for entry in entries:
             if entry.path == path:
                 if not entry.is_collection:
                     raise WebDavError(f"'{path}' is a file, not a folder.")
+                itself = entry
             elif posixpath.dirname(entry.path) == path:
                 children.append(entry)
             else:  # deeper than Depth 1 asked for: not ours to report
                 logger.debug("WebDAV listing of %r: ignored entry %r", path, entry.path)
-        return children
+        return itself, children
 
     # -- content --------------------------------------------------------------------------
 

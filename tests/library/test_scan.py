@@ -127,13 +127,13 @@ async def test_rescan_is_idempotent_and_follows_changes(client, band_with_folder
 
 
 async def test_bad_files_fail_alone_and_the_scan_goes_on(client, band_with_folder, monkeypatch):
-    from backend.library.scanner import scan as scan_module
+    from backend.library.scanner import local as local_scanner
 
     token, _, source_id, folder = band_with_folder
     tree(folder, ["a.wav", "b.wav", "c.wav"])
     # A name that is not valid UTF-8 (a disk written by another system).
     write_wav(Path(os.fsdecode(bytes(folder) + b"/bad-\xff-name.wav")), seconds=0.1)
-    real_inspect = scan_module.inspect_file
+    real_inspect = local_scanner.inspect_file
 
     def flaky_inspect(root, path):
         # Tests run as root, which reads any file: inject what an unreadable file does.
@@ -141,7 +141,7 @@ async def test_bad_files_fail_alone_and_the_scan_goes_on(client, band_with_folde
             raise PermissionError(13, "Permission denied")
         return real_inspect(root, path)
 
-    monkeypatch.setattr(scan_module, "inspect_file", flaky_inspect)
+    monkeypatch.setattr(local_scanner, "inspect_file", flaky_inspect)
     result = await scan(client, token, source_id)
     assert result["status"] == "SUCCEEDED"
     assert (result["added"], result["failed"]) == (2, 2), result

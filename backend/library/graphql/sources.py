@@ -47,15 +47,31 @@ class SourceMutations:
             )
         return SourceNode.from_row(source)
 
-    @strawberry.mutation(description="Rename a source or turn watching on or off (admins).")
+    @strawberry.mutation(
+        description="Rename a source, turn watching on or off, or give a WebDAV share a new "
+        "username or password (an empty password removes it) (admins)."
+    )
     async def update_source(
-        self, info: Info, id: strawberry.ID, name: str | None = None, watch: bool | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        name: str | None = None,
+        watch: bool | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> SourceNode:
         source_id = from_global_id(id, expected="Source")
         access = await info.context.access()
         async with info.context.transaction() as db_session:
             source = await sources.update_source(
-                db_session=db_session, access=access, source_id=source_id, name=name, watch=watch
+                db_session=db_session,
+                access=access,
+                source_id=source_id,
+                settings=info.context.settings,
+                name=name,
+                watch=watch,
+                username=username,
+                password=password,
             )
         return SourceNode.from_row(source)
 

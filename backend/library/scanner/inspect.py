@@ -7,6 +7,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from backend.library import audio
 
@@ -92,20 +93,24 @@ def worth_opening(path: str) -> bool:
 def inspect_file(root: Path, path: str) -> Inspected:
     """Raises NotAudio, or OSError when the file cannot be read."""
     with open(root / path, "rb") as handle:
-        head = handle.read(max(audio.SNIFF_BYTES, FINGERPRINT_BYTES))
-        found = audio.is_audio(PurePosixPath(path).name, head)
-        if found is None:
-            raise NotAudio(path)
-        size = os.fstat(handle.fileno()).st_size
-        tail = b""
-        if size > 2 * FINGERPRINT_BYTES:
-            handle.seek(-FINGERPRINT_BYTES, os.SEEK_END)
-            tail = handle.read()
-        # Size + first and last 64 KiB: cheap on a 3-hour WAV, and a moved or renamed
-        # file keeps it (full hashing is the media pipeline's job).
-        digest = hashlib.sha256(f"{size}:".encode())
-        digest.update(head[:FINGERPRINT_BYTES])
-        digest.update(tail)
-        handle.seek(0)
-        tags = audio.read_tags(handle)
+        return inspect_handle(path, handle, os.fstat(handle.fileno()).st_size)
+
+
+def inspect_handle(path: str, handle: BinaryIO, size: int) -> Inspected:
+    """The same for any seekable file object (a local file, a WebDAV file read in ranges)."""
+    head = handle.read(max(audio.SNIFF_BYTES, FINGERPRINT_BYTES))
+    found = audio.is_audio(PurePosixPath(path).name, head)
+    if found is None:
+        raise NotAudio(path)
+    tail = b""
+    if size > 2 * FINGERPRINT_BYTES:
+        handle.seek(size - FINGERPRINT_BYTES)
+        tail = handle.read(FINGERPRINT_BYTES)
+    # Size + first and last 64 KiB: cheap on a 3-hour WAV, and a moved or renamed
+    # file keeps it (full hashing is the media pipeline's job).
+    digest = hashlib.sha256(f"{size}:".encode())
+    digest.update(head[:FINGERPRINT_BYTES])
+    digest.update(tail)
+    handle.seek(0)
+    tags = audio.read_tags(handle)
     return Inspected(format=found, content_hash=digest.hexdigest(), tags=tags)

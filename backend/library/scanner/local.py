@@ -1,27 +1,16 @@
-"""Phase 1 for a local folder: walk it with os.scandir, without opening any file."""
+"""A folder on the server: walked with os.scandir (no file opened), new and changed files
+read in a worker thread."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from backend.library import paths
-
-
-@dataclass(frozen=True)
-class FoundFile:
-    path: str  # relative to the source root, '/'-separated
-    size: int
-    # size + mtime_ns + ctime_ns: copying a file keeps its mtime but not its ctime.
-    marker: str
-
-
-@dataclass(frozen=True)
-class WalkError:
-    path: str
-    message: str
+from backend.library.scanner.found import FoundFile, SourceUnreachable, Walk, WalkError
+from backend.library.scanner.inspect import Inspected, NotAudio, inspect_file
 
 
 def walk(root: Path) -> Iterator[FoundFile | WalkError]:
@@ -78,3 +67,34 @@ def _reason(error: OSError) -> str:
     if isinstance(error, FileNotFoundError):
         return "It disappeared during the scan."
     return error.strerror or str(error)
+
+
+class LocalReader:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def walk(self, known_folders: dict[str, str]) -> Walk:
+        if not await asyncio.to_thread(self.root.is_dir):
+            raise SourceUnreachable(f"The folder {self.root} is not there (any more).")
+        return await asyncio.to_thread(self._walk)
+
+    def _walk(self) -> Walk:
+        result = Walk()
+        for item in walk(self.root):
+            if isinstance(item, FoundFile):
+                result.files.append(item)
+            else:
+                result.errors.append(item)
+        return result
+
+    async def inspect(self, files: list[FoundFile]) -> list[Inspected | Exception]:
+        return await asyncio.to_thread(self._inspect, files)
+
+    def _inspect(self, files: list[FoundFile]) -> list[Inspected | Exception]:
+        results: list[Inspected | Exception] = []
+        for file in files:
+            try:
+                results.append(inspect_file(self.root, file.path))
+            except (NotAudio, OSError) as error:
+                results.append(error)
+        return results

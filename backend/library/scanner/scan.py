@@ -5,7 +5,6 @@ and changed files, write in batches) → mark missing (what the walk did not fin
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.settings import Settings
@@ -22,9 +21,16 @@ from backend.jobs import service as jobs_service
 from backend.jobs.models import Job, JobStatus
 from backend.library import paths
 from backend.library import service as library_service
-from backend.library.models import Source, SourceKind, TrackVersion, VersionStatus
-from backend.library.scanner import local
-from backend.library.scanner.inspect import Inspected, NotAudio, inspect_file, worth_opening
+from backend.library.models import Source, SourceFolder, TrackVersion, VersionStatus
+from backend.library.scanner.found import (
+    FoundFile,
+    SourceReader,
+    SourceUnreachable,
+    Walk,
+    below_any,
+)
+from backend.library.scanner.inspect import Inspected, NotAudio, worth_opening
+from backend.library.scanner.readers import open_reader
 from backend.library.titles import normalize_title
 
 logger = logging.getLogger("backline.scan")
@@ -56,7 +62,7 @@ class _Run:
     ctx: ScanContext
     job: Job
     source: Source
-    root: Path
+    reader: SourceReader
     added_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
     sessions: dict[date, int] = field(default_factory=dict)
@@ -64,6 +70,8 @@ class _Run:
     next_number: dict[int, int] = field(default_factory=dict)
     # Tracks given a take in the current batch; their last_recorded_at is refreshed once.
     touched_tracks: set[int] = field(default_factory=set)
+    # Paths that failed; the folders above them are listed again next time.
+    failed_paths: list[str] = field(default_factory=list)
     last_progress: float = 0.0
     last_cancel_check: float = 0.0
 
@@ -80,15 +88,12 @@ async def run_scan(ctx: ScanContext, job_id: int) -> None:
     if source is None or source.removed_at is not None:
         await _end(ctx, job, JobStatus.FAILED, "The source was removed.")
         return
-    if source.kind != SourceKind.LOCAL_FOLDER:
-        await _end(ctx, job, JobStatus.FAILED, "Scanning WebDAV shares is not available yet.")
+    try:
+        async with open_reader(source, ctx.settings) as reader:
+            cancelled = await _scan(_Run(ctx=ctx, job=job, source=source, reader=reader))
+    except SourceUnreachable as error:
+        await _end(ctx, job, JobStatus.FAILED, error.message)
         return
-    root = Path(source.root)
-    if not await asyncio.to_thread(root.is_dir):
-        await _end(ctx, job, JobStatus.FAILED, f"The folder {root} is not there (any more).")
-        return
-    run = _Run(ctx=ctx, job=job, source=source, root=root)
-    cancelled = await _scan(run)
     summary = (
         f"{job.added} added, {job.updated} updated, {job.skipped} skipped, {job.failed} failed."
     )
@@ -102,18 +107,27 @@ async def _scan(run: _Run) -> bool:
     """The phases; True when cancelled."""
     job = run.job
     # Phase 1: walk.
-    found, walk_errors = await asyncio.to_thread(_walk, run.root)
-    failed_dirs = [error.path for error in walk_errors]
-    for error in walk_errors:
+    known_folders = await _load_folder_markers(run)
+    walk = await run.reader.walk(known_folders)
+    failed_dirs = {error.path for error in walk.errors}
+    for error in walk.errors:
         jobs_service.record_error(job, path=error.path, message=error.message)
-    job.total = len(found)
+        run.failed_paths.append(error.path)
 
     # Phase 2: diff against the index.
     index = await _load_index(run)
     seen: set[str] = set()
-    todo: list[local.FoundFile] = []
+    todo: list[FoundFile] = []
     returning: list[int] = []
-    for file in found:
+    if walk.unchanged_folders:
+        # Not listed, as nothing changed below them: their files are as indexed.
+        for path, known in index.items():
+            if below_any(path, walk.unchanged_folders):
+                seen.add(path)
+                if known.status != VersionStatus.MISSING:
+                    job.processed += 1
+    job.total = len(walk.files) + job.processed
+    for file in walk.files:
         seen.add(file.path)
         known = index.get(file.path)
         if known is None:
@@ -132,7 +146,7 @@ async def _scan(run: _Run) -> bool:
     gone = {
         path: known
         for path, known in index.items()
-        if path not in seen and not _under(path, failed_dirs)
+        if path not in seen and not below_any(path, failed_dirs)
     }
     await _progress(run, force=True)
 
@@ -145,7 +159,7 @@ async def _scan(run: _Run) -> bool:
         if await _cancel_requested(run):
             return True
         batch = todo[start : start + BATCH]
-        inspected = await asyncio.to_thread(_inspect_batch, run.root, batch)
+        inspected = await run.reader.inspect(batch)
         async with run.ctx.session_factory() as db:
             for file, result in zip(batch, inspected, strict=True):
                 await _register(run, db, file, result, index, gone, moved_from)
@@ -174,33 +188,60 @@ async def _scan(run: _Run) -> bool:
             job.updated += len(returning)
             run.updated_ids += returning
         db.add(job)
+        await _save_folder_markers(db, run, walk, known_folders)
         await db.commit()
     await _publish_versions(run)
     return False
 
 
-def _walk(root: Path) -> tuple[list[local.FoundFile], list[local.WalkError]]:
-    found: list[local.FoundFile] = []
-    errors: list[local.WalkError] = []
-    for item in local.walk(root):
-        (found if isinstance(item, local.FoundFile) else errors).append(item)  # type: ignore[arg-type]
-    return found, errors
+async def _load_folder_markers(run: _Run) -> dict[str, str]:
+    async with run.ctx.session_factory() as db:
+        rows = await db.execute(
+            select(SourceFolder.path, SourceFolder.etag).where(
+                SourceFolder.source_id == run.source.id
+            )
+        )
+        return {path: marker for path, marker in rows}
 
 
-def _inspect_batch(root: Path, batch: list[local.FoundFile]) -> list[Inspected | Exception]:
-    results: list[Inspected | Exception] = []
-    for file in batch:
-        try:
-            results.append(inspect_file(root, file.path))
-        except (NotAudio, OSError) as error:
-            results.append(error)
-    return results
+async def _save_folder_markers(
+    db: AsyncSession, run: _Run, walk: Walk, known: dict[str, str]
+) -> None:
+    """Remember each folder's marker for the next scan, except above a file or folder that
+    failed: those folders must be listed again."""
+    failed_above: set[str] = {""}
+    for path in run.failed_paths:
+        head = path
+        while "/" in head:
+            head = head.rpartition("/")[0]
+            failed_above.add(head)
+        failed_above.add(path)
+    markers = {
+        path: marker
+        for path, marker in walk.folder_markers.items()
+        if not run.failed_paths or path not in failed_above
+    }
+    # Below a folder that was not listed, what was known still holds.
+    for path, marker in known.items():
+        if below_any(path, walk.unchanged_folders) and path not in walk.unchanged_folders:
+            markers.setdefault(path, marker)
+    if markers == known:
+        return
+    await db.execute(delete(SourceFolder).where(SourceFolder.source_id == run.source.id))
+    if markers:
+        await db.execute(
+            insert(SourceFolder),
+            [
+                {"source_id": run.source.id, "path": path, "etag": marker}
+                for path, marker in markers.items()
+            ],
+        )
 
 
 async def _register(
     run: _Run,
     db: AsyncSession,
-    file: local.FoundFile,
+    file: FoundFile,
     result: Inspected | Exception,
     index: dict[str, Indexed],
     gone: dict[str, Indexed],
@@ -221,6 +262,7 @@ async def _register(
             )
         )
         jobs_service.record_error(job, path=file.path, message=message)
+        run.failed_paths.append(file.path)
         return
     known = index.get(file.path)
     if known is None and moved_from.get(result.content_hash):
@@ -319,10 +361,6 @@ async def _load_index(run: _Run) -> dict[str, Indexed]:
         return {
             path: Indexed(vid, marker, status, digest) for path, vid, marker, status, digest in rows
         }
-
-
-def _under(path: str, folders: list[str]) -> bool:
-    return any(folder == "." or path.startswith(folder + "/") for folder in folders)
 
 
 async def _cancel_requested(run: _Run) -> bool:
