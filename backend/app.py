@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -22,6 +24,7 @@ from backend.graphql.router import BacklineGraphQLRouter
 from backend.graphql.schema import schema
 from backend.jobs.queue import JobQueue
 from backend.jobs.sweeper import sweep_forever
+from backend.library.watching import SourceWatcher
 from workers import embedded as embedded_workers
 from workers.broker import create_broker
 
@@ -56,6 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue = JobQueue(broker)
         app.state.bus, app.state.queue = bus, queue
         sweeper = asyncio.create_task(sweep_forever(session_factory=session_factory, queue=queue))
+        watcher = None
+        if settings.watch_sources:
+            watcher = asyncio.create_task(
+                SourceWatcher(
+                    session_factory=session_factory, settings=settings, queue=queue, bus=bus
+                ).run()
+            )
         # Everything loaded so far lives as long as the process: keep the collector from
         # walking it again on every full collection (bench/RESULTS.md: p95 halved).
         gc.collect()
@@ -64,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
             else:
@@ -95,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schema,
             context_getter=get_context,
             graphql_ide=None if settings.is_production else "graphiql",
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
         ),
         prefix="/graphql",
     )

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     # for a read-only replica). Ignored when Redis is set: `backline worker` runs them.
     worker_threads: int = Field(default=2, ge=0, le=64)
 
+    # Watch the sources set to `watch` (one process does: see backend/library/watching.py).
+    watch_sources: bool = True
+    # How often a watched WebDAV share is looked at for changes.
+    webdav_poll_seconds: float = Field(default=30.0, gt=0)
+
+    # A websocket that sends no connection_init within this many seconds is closed (4408).
+    ws_init_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Startup refuses a database that is not at the newest migration; tests may relax it.
     require_migrated_database: bool = True
 

@@ -14,6 +14,7 @@ from backend.library import sources
 from backend.library.graphql.types import SourceNode
 from backend.library.models import Source, SourceKind
 from backend.library.scanner.requests import request_scan
+from backend.library.watching import sources_changed
 
 
 @strawberry.input
@@ -45,6 +46,7 @@ class SourceMutations:
             source = await sources.add(
                 db_session=db_session, access=access, settings=info.context.settings, new=new
             )
+        await sources_changed(info.context.bus)
         return SourceNode.from_row(source)
 
     @strawberry.mutation(
@@ -73,6 +75,7 @@ class SourceMutations:
                 username=username,
                 password=password,
             )
+        await sources_changed(info.context.bus)
         return SourceNode.from_row(source)
 
     @strawberry.mutation(
@@ -83,6 +86,7 @@ class SourceMutations:
         access = await info.context.access()
         async with info.context.transaction() as db_session:
             await sources.remove(db_session=db_session, access=access, source_id=source_id)
+        await sources_changed(info.context.bus)
         return True
 
     @strawberry.mutation(

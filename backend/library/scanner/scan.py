@@ -107,7 +107,7 @@ async def _scan(run: _Run) -> bool:
     """The phases; True when cancelled."""
     job = run.job
     # Phase 1: walk.
-    known_folders = await _load_folder_markers(run)
+    known_folders = await load_folder_markers(run.ctx.session_factory, run.source.id)
     walk = await run.reader.walk(known_folders)
     failed_dirs = {error.path for error in walk.errors}
     for error in walk.errors:
@@ -115,7 +115,7 @@ async def _scan(run: _Run) -> bool:
         run.failed_paths.append(error.path)
 
     # Phase 2: diff against the index.
-    index = await _load_index(run)
+    index = await load_index(run.ctx.session_factory, run.source.id)
     seen: set[str] = set()
     todo: list[FoundFile] = []
     returning: list[int] = []
@@ -194,12 +194,12 @@ async def _scan(run: _Run) -> bool:
     return False
 
 
-async def _load_folder_markers(run: _Run) -> dict[str, str]:
-    async with run.ctx.session_factory() as db:
+async def load_folder_markers(
+    session_factory: async_sessionmaker[AsyncSession], source_id: int
+) -> dict[str, str]:
+    async with session_factory() as db:
         rows = await db.execute(
-            select(SourceFolder.path, SourceFolder.etag).where(
-                SourceFolder.source_id == run.source.id
-            )
+            select(SourceFolder.path, SourceFolder.etag).where(SourceFolder.source_id == source_id)
         )
         return {path: marker for path, marker in rows}
 
@@ -347,8 +347,10 @@ async def _flush_recorded(db: AsyncSession, run: _Run) -> None:
         run.touched_tracks.clear()
 
 
-async def _load_index(run: _Run) -> dict[str, Indexed]:
-    async with run.ctx.session_factory() as db:
+async def load_index(
+    session_factory: async_sessionmaker[AsyncSession], source_id: int
+) -> dict[str, Indexed]:
+    async with session_factory() as db:
         rows = await db.execute(
             select(
                 TrackVersion.path,
@@ -356,7 +358,7 @@ async def _load_index(run: _Run) -> dict[str, Indexed]:
                 TrackVersion.change_marker,
                 TrackVersion.status,
                 TrackVersion.content_hash,
-            ).where(TrackVersion.source_id == run.source.id)
+            ).where(TrackVersion.source_id == source_id)
         )
         return {
             path: Indexed(vid, marker, status, digest) for path, vid, marker, status, digest in rows
