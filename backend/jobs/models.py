@@ -74,4 +74,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A running job's worker renews this every few seconds; when it stops (the worker
+    # died, or the attempt failed) the job may be taken up again.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,6 +19,10 @@ from backend.jobs.models import Job, JobKind, JobStatus
 
 ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_ERRORS = 200  # kept on the row; the count in `failed` goes on past it
+# A running job's worker beats every HEARTBEAT; silence for STALE_AFTER means it died.
+HEARTBEAT = timedelta(seconds=10)
+STALE_AFTER = timedelta(seconds=60)
+MAX_ATTEMPTS = 5
 
 
 async def create(
@@ -60,17 +64,58 @@ async def active_scan(*, db_session: AsyncSession, source_id: int) -> Job | None
 
 async def start(*, db_session: AsyncSession, job_id: int) -> Job | None:
     """Mark a job RUNNING for the actor that picked it up; None when there is nothing to
-    do (it ended, was cancelled before it started, or no longer exists)."""
+    do (it ended, was cancelled before it started, no longer exists, or another worker is
+    running it now). A RUNNING job whose heartbeat stopped is taken up again."""
     job = await db_session.get(Job, job_id, with_for_update=True)
     if job is None or job.status in ENDED:
+        return None
+    now = utcnow()
+    if job.status == JobStatus.RUNNING and _beating(job, now):
         return None
     if job.cancel_requested_at is not None:
         finish(job, JobStatus.CANCELLED, message="Cancelled before it started.")
         return None
+    if job.attempts >= MAX_ATTEMPTS:
+        message = f"Gave up after {job.attempts} attempts. {_last(job)}"
+        finish(job, JobStatus.FAILED, message=message)
+        return None
+    if job.status == JobStatus.RUNNING:
+        # Taken up again: this attempt counts what it walks afresh. What earlier attempts
+        # added or updated is done and stays counted; a re-run finds it unchanged.
+        job.processed, job.total, job.progress = 0, None, 0.0
+        job.skipped, job.failed, job.errors = 0, 0, []
     job.status = JobStatus.RUNNING
-    job.started_at = job.started_at or utcnow()
+    job.started_at = job.started_at or now
+    job.heartbeat_at = now
     job.attempts += 1
     return job
+
+
+async def beat(*, db_session: AsyncSession, job_id: int) -> None:
+    """The worker is still on it."""
+    await db_session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(heartbeat_at=utcnow())
+    )
+
+
+async def interrupted(*, db_session: AsyncSession, job_id: int, reason: str) -> None:
+    """An attempt failed and will be retried: stop the heartbeat, so the retry (or the
+    sweeper) may take the job up at once, and say why."""
+    await db_session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(heartbeat_at=None, message=f"Interrupted ({reason}); trying again.")
+    )
+
+
+def _beating(job: Job, now: datetime) -> bool:
+    return job.heartbeat_at is not None and job.heartbeat_at > now - STALE_AFTER
+
+
+def _last(job: Job) -> str:
+    return job.message or "The worker stopped each time."
 
 
 def record_error(job: Job, *, path: str | None, message: str) -> None:
@@ -116,16 +161,23 @@ async def stranded(
     *, db_session: AsyncSession, unsent_after: timedelta, resend_after: timedelta
 ) -> list[Job]:
     """Queued jobs whose message was never sent (a crash between commit and send) or was
-    sent so long ago that it must have been lost (a broker that forgot it)."""
+    sent so long ago that it must have been lost (a broker that forgot it), and running
+    jobs whose worker fell silent (it died, or the attempt failed and may not be retried)."""
     now = utcnow()
     return list(
         await db_session.scalars(
             select(Job)
             .where(
-                Job.status == JobStatus.QUEUED,
                 or_(
-                    (Job.enqueued_at.is_(None)) & (Job.created_at < now - unsent_after),
-                    Job.enqueued_at < now - resend_after,
+                    (Job.status == JobStatus.QUEUED)
+                    & or_(
+                        (Job.enqueued_at.is_(None)) & (Job.created_at < now - unsent_after),
+                        Job.enqueued_at < now - resend_after,
+                    ),
+                    (Job.status == JobStatus.RUNNING)
+                    & or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - STALE_AFTER)
+                    # once a minute at most, while it waits in a busy queue
+                    & or_(Job.enqueued_at.is_(None), Job.enqueued_at < now - STALE_AFTER),
                 ),
             )
             .order_by(Job.id)

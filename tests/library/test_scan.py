@@ -6,10 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.audio_fixtures import write_wav
-from tests.graphql_client import gql, register
+from tests.graphql_client import gql
 
 ADD_SOURCE = """
 mutation($band: ID!, $root: String!) {
@@ -22,20 +20,6 @@ JOB = """query($id: ID!) { job(id: $id) { status progress processed total added 
 LIBRARY = """query($b: ID!) { band(id: $b) {
   sessions { nodes { date versionCount } }
   tracks { nodes { title versions { nodes { label path status session { date } } } } } } }"""
-
-
-@pytest.fixture
-async def band_with_folder(client, tmp_path_factory):
-    token, _ = await register(client, "scanner")
-    band = (
-        await gql(client, 'mutation { createBand(input: {name: "Fuzz"}) { id } }', token=token)
-    ).ok()
-    band_id = band["createBand"]["id"]
-    folder = tmp_path_factory.mktemp("rehearsals")
-    source = (
-        await gql(client, ADD_SOURCE, {"band": band_id, "root": str(folder)}, token=token)
-    ).ok()
-    return token, band_id, source["addSource"]["id"], folder
 
 
 async def scan(client, token, source_id) -> dict:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.settings import Settings
 from backend.jobs import service as jobs_service
+from backend.jobs.heartbeat import heartbeat
 from backend.jobs.models import Job, JobStatus
 from backend.library import paths
 from backend.library import service as library_service
@@ -88,19 +89,21 @@ async def run_scan(ctx: ScanContext, job_id: int) -> None:
     if source is None or source.removed_at is not None:
         await _end(ctx, job, JobStatus.FAILED, "The source was removed.")
         return
-    try:
-        async with open_reader(source, ctx.settings) as reader:
-            cancelled = await _scan(_Run(ctx=ctx, job=job, source=source, reader=reader))
-    except SourceUnreachable as error:
-        await _end(ctx, job, JobStatus.FAILED, error.message)
-        return
-    summary = (
-        f"{job.added} added, {job.updated} updated, {job.skipped} skipped, {job.failed} failed."
-    )
-    if cancelled:
-        await _end(ctx, job, JobStatus.CANCELLED, f"Cancelled; what was indexed stays. {summary}")
-    else:
-        await _end(ctx, job, JobStatus.SUCCEEDED, summary)
+    async with heartbeat(ctx.session_factory, job.id):
+        try:
+            async with open_reader(source, ctx.settings) as reader:
+                cancelled = await _scan(_Run(ctx=ctx, job=job, source=source, reader=reader))
+        except SourceUnreachable as error:
+            await _end(ctx, job, JobStatus.FAILED, error.message)
+            return
+        summary = (
+            f"{job.added} added, {job.updated} updated, {job.skipped} skipped, {job.failed} failed."
+        )
+        if cancelled:
+            message = f"Cancelled; what was indexed stays. {summary}"
+            await _end(ctx, job, JobStatus.CANCELLED, message)
+        else:
+            await _end(ctx, job, JobStatus.SUCCEEDED, summary)
 
 
 async def _scan(run: _Run) -> bool:
