@@ -14,6 +14,7 @@ from backend.core import crypto, validation
 from backend.core.database import utcnow
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.settings import Settings
+from backend.jobs.models import Job, JobStatus
 from backend.library.models import Source, SourceKind, TrackVersion, VersionStatus
 
 
@@ -129,6 +130,16 @@ async def remove(*, db_session: AsyncSession, access: BandAccess, source_id: int
     source = await _live_source(db_session=db_session, access=access, source_id=source_id)
     access.require_admin(source.band_id, what="source", action="remove sources")
     source.removed_at = utcnow()
+    # A scan under way stops at its next batch (and one still queued never starts).
+    await db_session.execute(
+        update(Job)
+        .where(
+            Job.source_id == source.id,
+            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+            Job.cancel_requested_at.is_(None),
+        )
+        .values(cancel_requested_at=source.removed_at)
+    )
     await db_session.execute(
         update(TrackVersion)
         .where(TrackVersion.source_id == source.id)

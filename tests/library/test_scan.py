@@ -187,3 +187,19 @@ async def test_cancel_stops_a_running_scan_and_keeps_what_it_indexed(client, ban
     # Cancelling an ended job says so.
     again = await gql(client, cancel, {"id": job_id}, token=token)
     assert again.codes == ["BAD_USER_INPUT"]
+
+
+async def test_removing_a_source_stops_its_scan(client, band_with_folder):
+    token, band_id, source_id, folder = band_with_folder
+    tree(folder, [f"240103/jam/take{n}.wav" for n in range(1500)])
+    job_id = (await gql(client, SCAN, {"s": source_id}, token=token)).ok()["scanSource"]["id"]
+    removed = await gql(
+        client, "mutation($id: ID!) { removeSource(id: $id) }", {"id": source_id}, token=token
+    )
+    assert removed.ok()
+    result = await _job(client, token, job_id)
+    assert result["status"] == "CANCELLED", result
+    # Nothing the scan indexed is live: the source's takes are all MISSING.
+    library = (await gql(client, LIBRARY, {"b": band_id}, token=token)).ok()["band"]
+    statuses = {v["status"] for t in library["tracks"]["nodes"] for v in t["versions"]["nodes"]}
+    assert statuses <= {"MISSING"}, statuses

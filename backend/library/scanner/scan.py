@@ -100,6 +100,7 @@ async def run_scan(ctx: ScanContext, job_id: int) -> None:
             f"{job.added} added, {job.updated} updated, {job.skipped} skipped, {job.failed} failed."
         )
         if cancelled:
+            await _missing_if_removed(ctx, source.id)
             message = f"Cancelled; what was indexed stays. {summary}"
             await _end(ctx, job, JobStatus.CANCELLED, message)
         else:
@@ -173,6 +174,8 @@ async def _scan(run: _Run) -> bool:
         await _publish_versions(run)
         await _progress(run)
 
+    if await _cancel_requested(run, now=True):
+        return True
     # Phase 4: what is gone is MISSING (comments and reactions stay on it); what came
     # back is restored.
     async with run.ctx.session_factory() as db:
@@ -195,6 +198,19 @@ async def _scan(run: _Run) -> bool:
         await db.commit()
     await _publish_versions(run)
     return False
+
+
+async def _missing_if_removed(ctx: ScanContext, source_id: int) -> None:
+    """The source was removed while a batch was being written: that batch is MISSING too."""
+    async with ctx.session_factory() as db:
+        removed = await db.scalar(select(Source.removed_at).where(Source.id == source_id))
+        if removed is not None:
+            await db.execute(
+                update(TrackVersion)
+                .where(TrackVersion.source_id == source_id)
+                .values(status=VersionStatus.MISSING)
+            )
+            await db.commit()
 
 
 async def load_folder_markers(
@@ -368,11 +384,11 @@ async def load_index(
         }
 
 
-async def _cancel_requested(run: _Run) -> bool:
-    now = time.monotonic()
-    if now - run.last_cancel_check < CANCEL_CHECK_INTERVAL:
+async def _cancel_requested(run: _Run, *, now: bool = False) -> bool:
+    moment = time.monotonic()
+    if not now and moment - run.last_cancel_check < CANCEL_CHECK_INTERVAL:
         return False
-    run.last_cancel_check = now
+    run.last_cancel_check = moment
     async with run.ctx.session_factory() as db:
         return await jobs_service.cancel_requested(db_session=db, job_id=run.job.id)
 
