@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
@@ -55,7 +57,24 @@ _TARGET_TYPE_NAMES = {
 }
 
 
-async def _row(ctx: Context, model: type, pk: int) -> Any:
+# The bus hands every subscriber in this process the same message object, so one load
+# per event serves them all: 5,000 subscribers cost one query, not 5,000.
+_SHARED_LOADS = 256
+_loads: OrderedDict[int, tuple[dict[str, Any], asyncio.Task[Any]]] = OrderedDict()
+
+
+async def _row(ctx: Context, event: dict[str, Any], model: type, pk: int) -> Any:
+    entry = _loads.get(id(event))
+    if entry is None or entry[0] is not event:  # a new event (ids are reused once freed)
+        entry = (event, asyncio.create_task(_load(ctx, model, pk)))
+        _loads[id(event)] = entry
+        while len(_loads) > _SHARED_LOADS:
+            _loads.popitem(last=False)
+    # Shielded: a subscriber leaving must not cancel the load the others wait for.
+    return await asyncio.shield(entry[1])
+
+
+async def _load(ctx: Context, model: type, pk: int) -> Any:
     async with ctx.session_factory() as db_session:
         return await db_session.get(model, pk)
 
@@ -65,7 +84,7 @@ async def _to_event(info: Info, event: dict[str, Any]) -> Any:
     ctx = info.context
     kind = event.get("type")
     if kind in {"VersionAdded", "VersionUpdated"}:
-        row = await _row(ctx, TrackVersion, event["version_id"])
+        row = await _row(ctx, event, TrackVersion, event["version_id"])
         if row is None:
             return None
         node = TrackVersionNode.from_row(row)
@@ -73,7 +92,7 @@ async def _to_event(info: Info, event: dict[str, Any]) -> Any:
             VersionAdded(version=node) if kind == "VersionAdded" else VersionUpdated(version=node)
         )
     if kind == "CommentAdded":
-        row = await _row(ctx, Comment, event["comment_id"])
+        row = await _row(ctx, event, Comment, event["comment_id"])
         return CommentAdded(comment=CommentNode.from_row(row)) if row else None
     if kind == "ReactionChanged":
         target = ReactionTarget(event["target_type"])
