@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+# Every table on the metadata: the api has them all through its schema, a worker only
+# what the actors import, and a flush of a Job (FK to users) needs the users table.
+import backend.models  # noqa: F401
 from backend.core.events import EventBus, create_event_bus
 from backend.core.settings import get_settings
 from workers import runtime

@@ -8,9 +8,8 @@ Create Date: 2026-11-22 01:56:59.954498
 
 from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "cb2559e4732b"
