@@ -3,6 +3,7 @@ against the real app over HTTP (ASGI), on a database migrated by Alembic."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,13 +65,25 @@ async def app_and_engine(database_url: str, tmp_path_factory: pytest.TempPathFac
 
 @dataclass
 class StatementCounter:
-    """Counts the SQL statements the app sends while ``active``."""
+    """Counts the SQL statements the app sends for the test while ``active``: only those
+    sent from the test's own context (its requests), not by the app's background tasks
+    (the job sweeper, the source watcher), which run on the same engine."""
 
-    active: bool = False
     statements: list[str] = field(default_factory=list)
+    _counting: contextvars.ContextVar[bool] = field(
+        default_factory=lambda: contextvars.ContextVar("counting", default=False)
+    )
+
+    @property
+    def active(self) -> bool:
+        return self._counting.get()
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self._counting.set(value)
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if self.active:
+        if self._counting.get():
             self.statements.append(statement)
 
     @property

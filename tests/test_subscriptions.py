@@ -4,60 +4,22 @@ a scan's progress on jobProgress, its new takes and a comment on bandEvents."""
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 import websockets
 
 from tests.audio_fixtures import write_wav
 from tests.graphql_client import gql, register
-
-PROTOCOL = "graphql-transport-ws"
+from tests.live_server import connect, next_message, serve, subscribe
 
 
 @pytest.fixture
 async def server_url(app_and_engine, engine) -> AsyncIterator[str]:
     app, _ = app_and_engine
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     # The session's app already ran its start-up; uvicorn only serves it.
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
-
-
-async def connect(url: str, token: str | None):
-    socket_ = await websockets.connect(f"ws://{url}/graphql", subprotocols=[PROTOCOL])
-    payload = {"authorization": f"Bearer {token}"} if token else {}
-    await socket_.send(json.dumps({"type": "connection_init", "payload": payload}))
-    return socket_
-
-
-async def subscribe(socket_, op_id: str, query: str, variables: dict) -> None:
-    await socket_.send(
-        json.dumps(
-            {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables}}
-        )
-    )
-
-
-async def next_message(socket_, wait: float = 10) -> dict:
-    while True:
-        message = json.loads(await asyncio.wait_for(socket_.recv(), wait))
-        if message["type"] not in {"ping", "pong", "connection_ack"}:
-            return message
+    async with serve(app) as url:
+        yield url
 
 
 JOB = """subscription($id: ID!) { jobProgress(jobId: $id) {
