@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.bands.access import BandAccess
+from backend.bands.models import Band
 from backend.core import validation
 from backend.core.database import insert_ignore, utcnow
 from backend.core.errors import AlreadyExists, BadUserInput, NotFound
@@ -122,7 +123,8 @@ async def add_version(
     format: str | None = None,
 ) -> TrackVersion:
     """Register a recording as the track's next version (numbered from 1)."""
-    number = await _next_number(db_session=db_session, track_id=track.id)
+    await lock_numbering(db_session=db_session, band_id=track.band_id)
+    number = await next_number(db_session=db_session, track_id=track.id)
     version = TrackVersion(
         band_id=track.band_id,
         track_id=track.id,
@@ -211,7 +213,8 @@ async def move_version(
     if target.id == version.track_id:
         return version
     old_track_id = version.track_id
-    version.number = await _next_number(db_session=db_session, track_id=target.id)
+    await lock_numbering(db_session=db_session, band_id=target.band_id)
+    version.number = await next_number(db_session=db_session, track_id=target.id)
     version.track_id = target.id
     await db_session.flush()
     await touch_recorded(db_session=db_session, track_ids=[old_track_id, target.id])
@@ -240,7 +243,8 @@ async def merge_tracks(
     if source.id == target.id:
         raise BadUserInput("A track cannot be merged into itself.", field="targetTrackId")
     # Renumber after the target's newest, keeping the source's order.
-    offset = await _next_number(db_session=db_session, track_id=target.id) - 1
+    await lock_numbering(db_session=db_session, band_id=target.band_id)
+    offset = await next_number(db_session=db_session, track_id=target.id) - 1
     await db_session.execute(
         update(TrackVersion)
         .where(TrackVersion.track_id == source.id)
@@ -305,7 +309,19 @@ async def _replace_tags(*, db_session: AsyncSession, track_id: int, tags: list[s
     await db_session.flush()
 
 
-async def _next_number(*, db_session: AsyncSession, track_id: int) -> int:
+async def lock_numbering(*, db_session: AsyncSession, band_id: int) -> None:
+    """Hold the band's take numbering until the transaction ends: two writers (scans of
+    two sources, a scan and a merge) must not both read the same max(number). Call it
+    first in the transaction: on SQLite the write takes the database's one write lock
+    before anything is read, so what is read next is current."""
+    if db_session.bind.dialect.name == "postgresql":
+        await db_session.execute(select(Band.id).where(Band.id == band_id).with_for_update())
+    else:
+        await db_session.execute(update(Band).where(Band.id == band_id).values(id=Band.id))
+
+
+async def next_number(*, db_session: AsyncSession, track_id: int) -> int:
+    """The number a new take of the track gets (hold lock_numbering first)."""
     highest = await db_session.scalar(
         select(func.max(TrackVersion.number)).where(TrackVersion.track_id == track_id)
     )

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.settings import Settings
@@ -165,6 +165,10 @@ async def _scan(run: _Run) -> bool:
         batch = todo[start : start + BATCH]
         inspected = await run.reader.inspect(batch)
         async with run.ctx.session_factory() as db:
+            # Numbers of new takes are read under the band's lock, afresh each batch:
+            # another scan of the band may have added takes meanwhile.
+            await library_service.lock_numbering(db_session=db, band_id=run.source.band_id)
+            run.next_number.clear()
             for file, result in zip(batch, inspected, strict=True):
                 await _register(run, db, file, result, index, gone, moved_from)
                 job.processed += 1
@@ -327,10 +331,7 @@ async def _register(
             session_id = run.sessions[place.session_date] = session.id
     number = run.next_number.get(track.id)
     if number is None:
-        highest = await db.scalar(
-            select(func.max(TrackVersion.number)).where(TrackVersion.track_id == track.id)
-        )
-        number = (highest or 0) + 1
+        number = await library_service.next_number(db_session=db, track_id=track.id)
     run.next_number[track.id] = number + 1
     tags = result.tags
     version = TrackVersion(
@@ -424,7 +425,9 @@ async def _publish_job(ctx: ScanContext, job: Job) -> None:
 
 async def _end(ctx: ScanContext, job: Job, status: JobStatus, message: str) -> None:
     async with ctx.session_factory() as db:
-        job = await db.merge(job)
+        # add, not merge: only what this scan changed is written, so a cancel request or
+        # a send time recorded meanwhile by another process stays.
+        db.add(job)
         jobs_service.finish(job, status, message=message)
         await db.commit()
     await _publish_job(ctx, job)
