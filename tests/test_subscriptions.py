@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 import websockets
+from sqlalchemy import event
 
+from backend.graphql.relay import to_global_id
 from tests.audio_fixtures import write_wav
+from tests.factories import add_take
 from tests.graphql_client import gql, register
 from tests.live_server import connect, next_message, serve, subscribe
 
@@ -120,3 +123,42 @@ async def test_bad_token_closes_with_4403_and_strangers_get_not_found(client, se
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
     await socket_.close()
+
+
+async def test_one_event_is_loaded_once_for_all_subscribers(client, server_url, session_factory):
+    """bandEvents with many subscribers in one process: the new comment is read from the
+    database once, not once per subscriber (fan-out to thousands stays cheap)."""
+    token, _ = await register(client, "fans")
+    band_id = (
+        await gql(client, 'mutation { createBand(input: {name: "Fans"}) { id } }', token=token)
+    ).ok()["createBand"]["id"]
+    version = await add_take(session_factory, band_id=band_id, title="anthem")
+    subscribers = 20
+    sockets = [await connect(server_url, token) for _ in range(subscribers)]
+    query = "subscription($id: ID!) { bandEvents(bandId: $id) { __typename ... on CommentAdded { comment { body } } } }"
+    for index, socket_ in enumerate(sockets):
+        await subscribe(socket_, f"s{index}", query, {"id": band_id})
+    await asyncio.sleep(0.3)  # every subscription is registered before the comment
+
+    loads: list[str] = []
+
+    def note(_conn, _cursor, statement: str, *_args) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM comments" in statement:
+            loads.append(statement)
+
+    engine = client._transport.app.state.engine
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await gql(
+            client,
+            'mutation($v: ID!) { addComment(input: {versionId: $v, body: "loud"}) { id } }',
+            {"v": to_global_id("TrackVersion", version.id)},
+            token=token,
+        )
+        received = [await next_message(socket_) for socket_ in sockets]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+        for socket_ in sockets:
+            await socket_.close()
+    assert all(m["payload"]["data"]["bandEvents"]["comment"] == {"body": "loud"} for m in received)
+    assert len(loads) <= 2, loads  # the mutation's own read, if any, and one for the event
