@@ -4,6 +4,7 @@ Messages name actors by their dotted names, so the api never imports the workers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import dramatiq
@@ -23,6 +24,10 @@ QUEUE_NAME = "default"
 class JobQueue:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
+
+    async def check_available(self) -> None:
+        """ensure_available, off the event loop."""
+        await asyncio.to_thread(self.ensure_available)
 
     def ensure_available(self) -> None:
         """Refuse work up front (SERVICE_UNAVAILABLE, nothing written) when the broker
@@ -52,7 +57,8 @@ class JobQueue:
         the sweeper rather than failing the request that made it."""
         for job in jobs:
             try:
-                self.send(job)
+                # Redis calls block: off the event loop, so a slow broker stalls no request.
+                await asyncio.to_thread(self.send, job)
             except Exception:  # the sweeper sends it again; the request has succeeded
                 logger.warning("job %s: message not sent; the sweeper will retry", job.id)
                 continue

@@ -21,7 +21,7 @@ async def request_scan(
 ) -> Job:
     """The scan of the source that is queued or running, else a new one. Raises
     ServiceUnavailable, having written nothing, when the broker is down."""
-    queue.ensure_available()
+    await queue.check_available()
     try:
         async with session_factory() as db_session:
             running = await jobs_service.active_scan(db_session=db_session, source_id=source_id)
