@@ -1,4 +1,4 @@
-"""`backline` command: serve, migrate, run workers, export the schema."""
+"""`backline` command: serve, migrate, run workers, scan a folder, export the schema."""
 
 from __future__ import annotations
 
@@ -68,6 +68,15 @@ def worker(settings: Settings, processes: int, threads: int) -> int:
     return dramatiq_main(arguments)
 
 
+def scan_folder(
+    settings: Settings, path: str, band: str, name: str | None, watch: bool | None
+) -> int:
+    """Index a folder for a band (backend/scan_cli.py): 0 ok, 1 failed, 2 refused, 130 ^C."""
+    from backend.scan_cli import ScanRequest, run
+
+    return run(settings, ScanRequest(path=path, band=band, name=name, watch=watch))
+
+
 def export_schema(output: Path | None, check: bool) -> int:
     from backend.graphql.schema import schema
 
@@ -99,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     work = commands.add_parser("worker", help="run job workers on the Redis broker")
     work.add_argument("--processes", type=int, default=2)
     work.add_argument("--threads", type=int, default=4)
+    scan = commands.add_parser(
+        "scan", help="index a folder for a band, with a progress bar (exit 0 ok, 1 failed)"
+    )
+    scan.add_argument("path", help="the folder (inside BACKLINE_ALLOWED_ROOTS)")
+    scan.add_argument("--band", required=True, help="the band's slug (or id)")
+    scan.add_argument("--name", help="name of the source, if new (default: the folder's)")
+    scan.add_argument(
+        "--watch",
+        action=argparse.BooleanOptionalAction,
+        help="mark the source watched, or not (default: leave it as it is)",
+    )
     export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
     export.add_argument("--output", type=Path)
     export.add_argument("--check", action="store_true", help="fail if --output differs")
@@ -113,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(settings)
     elif args.command == "worker":
         return worker(settings, args.processes, args.threads)
+    elif args.command == "scan":
+        return scan_folder(settings, args.path, args.band, args.name, args.watch)
     return 0
 
 

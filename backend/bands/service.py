@@ -56,6 +56,11 @@ async def get_by_slug(*, db_session: AsyncSession, slug: str) -> Band | None:
     return await db_session.scalar(select(Band).where(Band.slug == cleaned))
 
 
+async def list_slugs(*, db_session: AsyncSession) -> list[str]:
+    """Every band's slug, alphabetically, whoever asks (the `backline` command's hints)."""
+    return list(await db_session.scalars(select(Band.slug).order_by(Band.slug)))
+
+
 async def create_invite(
     *,
     db_session: AsyncSession,

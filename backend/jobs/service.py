@@ -146,11 +146,24 @@ async def request_cancel(*, db_session: AsyncSession, access: BandAccess, job_id
     job = await access.fetch(db_session=db_session, model=Job, object_id=job_id, what="job")
     if job.status in ENDED:
         raise BadUserInput(f"The job has ended ({job.status.value.lower()}).", field="id")
+    await _ask_to_cancel(db_session=db_session, job=job)
+    return job
+
+
+async def cancel_unattended(*, db_session: AsyncSession, job_id: int) -> Job | None:
+    """Cancel a job for a caller with no signed-in user (`backline scan` interrupted), as
+    `request_cancel` does; None when there is no such job, the job as it is if it ended."""
+    job = await db_session.get(Job, job_id)
+    if job is not None and job.status not in ENDED:
+        await _ask_to_cancel(db_session=db_session, job=job)
+    return job
+
+
+async def _ask_to_cancel(*, db_session: AsyncSession, job: Job) -> None:
     job.cancel_requested_at = job.cancel_requested_at or utcnow()
     if job.status == JobStatus.QUEUED:
         finish(job, JobStatus.CANCELLED, message="Cancelled before it started.")
     await db_session.flush()
-    return job
 
 
 async def mark_enqueued(*, db_session: AsyncSession, job_id: int) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.bands.access import BandAccess
@@ -68,6 +68,49 @@ async def add(
 ) -> Source:
     """Register a folder or share for a band (admins)."""
     access.require_admin(new.band_id, what="band", action="add sources")
+    return await _insert(db_session=db_session, settings=settings, new=new)
+
+
+async def find_or_add_local(
+    *,
+    db_session: AsyncSession,
+    settings: Settings,
+    band_id: int,
+    root: str,
+    name: str | None = None,
+    watch: bool | None = None,
+) -> tuple[Source, bool]:
+    """The band's live LOCAL_FOLDER source for this folder, else a new one named ``name``
+    (default: the folder's name); True when it is new. A system action (`backline scan`
+    on the server itself), so no band role is asked for; the folder rules are `add`'s."""
+    real = resolve_local_root(root, settings=settings)
+    source = await db_session.scalar(
+        select(Source)
+        .where(
+            Source.band_id == band_id,
+            Source.kind == SourceKind.LOCAL_FOLDER,
+            Source.root == str(real),
+            Source.removed_at.is_(None),
+        )
+        .order_by(Source.id)
+        .limit(1)
+    )
+    if source is not None:
+        if watch is not None and source.watch != watch:
+            source.watch = watch
+            await db_session.flush()
+        return source, False
+    new = NewSource(
+        band_id=band_id,
+        kind=SourceKind.LOCAL_FOLDER,
+        name=name if name is not None else real.name or str(real),
+        root=str(real),
+        watch=bool(watch),
+    )
+    return await _insert(db_session=db_session, settings=settings, new=new), True
+
+
+async def _insert(*, db_session: AsyncSession, settings: Settings, new: NewSource) -> Source:
     name = validation.text(new.name, field="name", max_length=100)
     if new.kind == SourceKind.LOCAL_FOLDER:
         root = str(resolve_local_root(new.root, settings=settings))
