@@ -70,6 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # walking it again on every full collection (bench/RESULTS.md: p95 halved).
         gc.collect()
         gc.freeze()
+        # Full collections walk every live object, websockets included: at the default
+        # thresholds they took ~35% of the api's CPU fanning an event out to 1,000
+        # subscribers (bench/fanout.py). Cycles are rare here; collect them less often.
+        gen0, gen1, _ = gc.get_threshold()
+        gc.set_threshold(gen0, gen1, 100)
         try:
             yield
         finally:

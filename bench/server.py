@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +85,16 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 @contextlib.asynccontextmanager
-async def serve(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
-    """A real uvicorn process (one worker, as `backline serve` runs) with the bench app;
+async def serve(
+    database_url: str,
+    data_dir: Path,
+    *,
+    app: str = "bench.handwritten:app_factory",
+    env: Mapping[str, str] | None = None,
+    uvicorn_args: Sequence[str] = (),
+) -> AsyncIterator[Server]:
+    """A real uvicorn process (one worker, as `backline serve` runs) with the bench app
+    (or another ``--factory`` app), extra ``BACKLINE_*`` variables and uvicorn options;
     stopped on the way out, whatever happened."""
     port = _free_port()
     log_path = data_dir / "uvicorn.log"
@@ -95,6 +103,7 @@ async def serve(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
         "BACKLINE_DATABASE_URL": database_url,
         "BACKLINE_SECRET_KEY": SECRET_KEY,
         "BACKLINE_DATA_DIR": str(data_dir),
+        **(env or {}),
     }
     # A file, not a pipe: a pipe nobody reads could fill up and stall the server.
     with log_path.open("wb") as log:
@@ -103,7 +112,7 @@ async def serve(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
             "-m",
             "uvicorn",
             "--factory",
-            "bench.handwritten:app_factory",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -111,6 +120,7 @@ async def serve(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
             "--log-level",
             "warning",
             "--no-access-log",  # a log line per request would be measured too
+            *uvicorn_args,
             cwd=ROOT,
             env=env,
             stdout=log,

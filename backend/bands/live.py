@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
@@ -49,6 +50,8 @@ BandEvent = Annotated[
     VersionAdded | VersionUpdated | CommentAdded | ReactionChanged | JobUpdated,
     strawberry.union("BandEvent"),
 ]
+
+logger = logging.getLogger("backline.live")
 
 _TARGET_TYPE_NAMES = {
     ReactionTarget.TRACK: "Track",
@@ -116,7 +119,11 @@ class BandSubscriptions:
         (await ctx.fresh_access()).require_member(pk, what="band")
         async with ctx.bus.subscribe(f"band:{pk}") as events:
             async for event in events:
-                item = await _to_event(info, event)
+                try:
+                    item = await _to_event(info, event)
+                except Exception:  # one event that cannot be loaded must not end the stream
+                    logger.exception("band %s: event %s not delivered", pk, event.get("type"))
+                    continue
                 if item is not None:
                     yield item
                     await ctx.between_events()

@@ -111,7 +111,8 @@ class Context(BaseContext):
         """A subscription between two events: give the database connection back and
         forget what was read (the next event must see the database as it is then)."""
         async with self.db.reading() as session:
-            await session.rollback()
+            if session.in_transaction():  # most events read nothing through it
+                await session.rollback()
         self.loaders = LoaderCache()
 
     @asynccontextmanager
