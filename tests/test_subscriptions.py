@@ -126,8 +126,8 @@ async def test_bad_token_closes_with_4403_and_strangers_get_not_found(client, se
 
 
 async def test_one_event_is_loaded_once_for_all_subscribers(client, server_url, session_factory):
-    """bandEvents with many subscribers in one process: the new comment is read from the
-    database once, not once per subscriber (fan-out to thousands stays cheap)."""
+    """bandEvents with many subscribers in one process: the new comment and its author are
+    read from the database once, not once per subscriber (fan-out stays cheap)."""
     token, _ = await register(client, "fans")
     band_id = (
         await gql(client, 'mutation { createBand(input: {name: "Fans"}) { id } }', token=token)
@@ -135,7 +135,7 @@ async def test_one_event_is_loaded_once_for_all_subscribers(client, server_url, 
     version = await add_take(session_factory, band_id=band_id, title="anthem")
     subscribers = 20
     sockets = [await connect(server_url, token) for _ in range(subscribers)]
-    query = "subscription($id: ID!) { bandEvents(bandId: $id) { __typename ... on CommentAdded { comment { body } } } }"
+    query = "subscription($id: ID!) { bandEvents(bandId: $id) { __typename ... on CommentAdded { comment { body author { handle } } } } }"
     for index, socket_ in enumerate(sockets):
         await subscribe(socket_, f"s{index}", query, {"id": band_id})
     await asyncio.sleep(0.3)  # every subscription is registered before the comment
@@ -143,7 +143,9 @@ async def test_one_event_is_loaded_once_for_all_subscribers(client, server_url, 
     loads: list[str] = []
 
     def note(_conn, _cursor, statement: str, *_args) -> None:
-        if statement.lstrip().startswith("SELECT") and "FROM comments" in statement:
+        if statement.lstrip().startswith("SELECT") and (
+            "FROM comments" in statement or "FROM users" in statement
+        ):
             loads.append(statement)
 
     engine = client._transport.app.state.engine
@@ -160,5 +162,7 @@ async def test_one_event_is_loaded_once_for_all_subscribers(client, server_url, 
         event.remove(engine.sync_engine, "before_cursor_execute", note)
         for socket_ in sockets:
             await socket_.close()
-    assert all(m["payload"]["data"]["bandEvents"]["comment"] == {"body": "loud"} for m in received)
-    assert len(loads) <= 2, loads  # the mutation's own read, if any, and one for the event
+    expected = {"body": "loud", "author": {"handle": "fans"}}
+    assert all(m["payload"]["data"]["bandEvents"]["comment"] == expected for m in received)
+    # The mutation's own reads, and one comment and one author for all 20 subscribers.
+    assert len(loads) <= 4, loads

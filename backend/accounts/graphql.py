@@ -24,7 +24,7 @@ from backend.graphql.nodes import RowNode
 from backend.graphql.relay import Connection, Node, build_connection, page_request
 
 
-def _user(ctx: Context) -> DataLoader[int, User | None]:
+def user_loader(ctx: Context) -> DataLoader[int, User | None]:
     return ctx.loaders.get("user", lambda: rows_by_key(ctx.db, User))
 
 
@@ -50,7 +50,7 @@ def _owned_by_user(ctx: Context, model: type) -> DataLoader[int, list[Any]]:
 
 async def user_of(info: Info, user_id: int) -> UserNode:
     """A user the viewer already sees through a shared band (an author, a member)."""
-    row = await _user(info.context).load(user_id)
+    row = await user_loader(info.context).load(user_id)
     assert row is not None
     return UserNode.from_row(row)
 
@@ -98,7 +98,7 @@ class UserNode(RowNode, Node):
             shared = await _band_ids_of_user(info.context).load(pk)
             if not any(access.can_view(band_id) for _, band_id in shared):
                 return None
-        row = await _user(info.context).load(pk)
+        row = await user_loader(info.context).load(pk)
         return cls.from_row(row) if row else None
 
     def _is_viewer(self, info: Info) -> bool:
@@ -199,7 +199,7 @@ class AccountQueries:
         viewer_id = info.context.viewer_id
         if viewer_id is None:
             return None
-        row = await _user(info.context).load(viewer_id)
+        row = await user_loader(info.context).load(viewer_id)
         return UserNode.from_row(row) if row else None
 
 

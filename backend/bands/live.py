@@ -10,14 +10,17 @@ from typing import Annotated, Any
 
 import strawberry
 
+from backend.accounts.graphql import user_loader
+from backend.accounts.models import User
 from backend.feedback.graphql import CommentNode, ReactionSummary, reaction_summary
 from backend.feedback.models import Comment, ReactionTarget
 from backend.graphql.context import Context, Info
 from backend.graphql.relay import from_global_id, to_global_id
 from backend.jobs import service as jobs_service
 from backend.jobs.graphql import JobNode
+from backend.library.graphql import loaders as library_loaders
 from backend.library.graphql.types import TrackVersionNode
-from backend.library.models import TrackVersion
+from backend.library.models import Track, TrackVersion
 
 
 @strawberry.type(description="A new take: from a scan, a watched folder or an upload.")
@@ -61,16 +64,19 @@ _TARGET_TYPE_NAMES = {
 
 
 # The bus hands every subscriber in this process the same message object, so one load
-# per event serves them all: 5,000 subscribers cost one query, not 5,000.
+# per event serves them all: 5,000 subscribers cost one query, not 5,000. The rows an
+# event's usual selection needs next (a comment's author, a take's track) are shared the
+# same way and primed into each subscriber's loaders.
 _SHARED_LOADS = 256
-_loads: OrderedDict[int, tuple[dict[str, Any], asyncio.Task[Any]]] = OrderedDict()
+_loads: OrderedDict[tuple[int, str, int], tuple[dict[str, Any], asyncio.Task[Any]]] = OrderedDict()
 
 
 async def _row(ctx: Context, event: dict[str, Any], model: type, pk: int) -> Any:
-    entry = _loads.get(id(event))
+    key = (id(event), model.__name__, pk)
+    entry = _loads.get(key)
     if entry is None or entry[0] is not event:  # a new event (ids are reused once freed)
         entry = (event, asyncio.create_task(_load(ctx, model, pk)))
-        _loads[id(event)] = entry
+        _loads[key] = entry
         while len(_loads) > _SHARED_LOADS:
             _loads.popitem(last=False)
     # Shielded: a subscriber leaving must not cancel the load the others wait for.
@@ -90,13 +96,19 @@ async def _to_event(info: Info, event: dict[str, Any]) -> Any:
         row = await _row(ctx, event, TrackVersion, event["version_id"])
         if row is None:
             return None
+        track = await _row(ctx, event, Track, row.track_id)
+        library_loaders.track(ctx).prime(row.track_id, track)
         node = TrackVersionNode.from_row(row)
         return (
             VersionAdded(version=node) if kind == "VersionAdded" else VersionUpdated(version=node)
         )
     if kind == "CommentAdded":
         row = await _row(ctx, event, Comment, event["comment_id"])
-        return CommentAdded(comment=CommentNode.from_row(row)) if row else None
+        if row is None:
+            return None
+        author = await _row(ctx, event, User, row.author_id)
+        user_loader(ctx).prime(row.author_id, author)
+        return CommentAdded(comment=CommentNode.from_row(row))
     if kind == "ReactionChanged":
         target = ReactionTarget(event["target_type"])
         summary = await reaction_summary(info, target, event["target_id"])
