@@ -48,7 +48,15 @@ def serve(settings: Settings) -> None:
         (settings.data_dir / "library").mkdir(exist_ok=True)
     _configure_logging(settings)
     print(f"Backline is serving http://{settings.host}:{settings.port}/graphql", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        # GraphQL events are a few hundred bytes: compressing them saves nothing, and
+        # each socket's deflate state costs ~40 KiB (bench/fanout.py).
+        ws_per_message_deflate=False,
+    )
 
 
 def worker(settings: Settings, processes: int, threads: int) -> int:

@@ -120,6 +120,8 @@ async def serve(
             "--log-level",
             "warning",
             "--no-access-log",  # a log line per request would be measured too
+            "--ws-per-message-deflate",  # as `backline serve` runs: no per-socket deflate
+            "false",
             *uvicorn_args,
             cwd=ROOT,
             env=env,
