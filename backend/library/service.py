@@ -142,6 +142,7 @@ async def add_version(
     db_session.add(version)
     await db_session.flush()
     await touch_recorded(db_session=db_session, track_ids=[track.id])
+    await db_session.refresh(track, ["last_recorded_at"])
     return version
 
 
@@ -218,6 +219,7 @@ async def move_version(
     version.track_id = target.id
     await db_session.flush()
     await touch_recorded(db_session=db_session, track_ids=[old_track_id, target.id])
+    await db_session.refresh(target, ["last_recorded_at"])
     return version
 
 
@@ -263,6 +265,7 @@ async def merge_tracks(
     ):
         target.last_commented_at = source.last_commented_at
     await touch_recorded(db_session=db_session, track_ids=[target.id])
+    await db_session.refresh(target, ["last_recorded_at"])
     return target
 
 
@@ -329,16 +332,22 @@ async def next_number(*, db_session: AsyncSession, track_id: int) -> int:
 
 
 async def touch_recorded(*, db_session: AsyncSession, track_ids: list[int]) -> None:
-    """Keep Track.last_recorded_at (the RECENTLY_RECORDED order) equal to its newest take."""
-    for track_id in track_ids:
-        newest = await db_session.scalar(
-            select(
-                func.max(func.coalesce(TrackVersion.recorded_at, TrackVersion.created_at))
-            ).where(TrackVersion.track_id == track_id)
-        )
-        await db_session.execute(
-            update(Track).where(Track.id == track_id).values(last_recorded_at=newest or None)
-        )
+    """Keep Track.last_recorded_at (the RECENTLY_RECORDED order) equal to its newest take:
+    one statement for any number of tracks."""
+    if not track_ids:
+        return
+    newest = (
+        select(func.max(func.coalesce(TrackVersion.recorded_at, TrackVersion.created_at)))
+        .where(TrackVersion.track_id == Track.id)
+        .scalar_subquery()
+    )
+    # Loaded Track objects are not updated (refresh one that is used afterwards).
+    await db_session.execute(
+        update(Track)
+        .where(Track.id.in_(track_ids))
+        .values(last_recorded_at=newest)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def touch_commented(track: Track, when: datetime | None = None) -> None:

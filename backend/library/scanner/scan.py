@@ -13,9 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.core.database import utcnow
 from backend.core.settings import Settings
 from backend.jobs import service as jobs_service
 from backend.jobs.heartbeat import heartbeat
@@ -68,7 +69,6 @@ class _Run:
     updated_ids: list[int] = field(default_factory=list)
     sessions: dict[date, int] = field(default_factory=dict)
     tracks: dict[str, Any] = field(default_factory=dict)
-    next_number: dict[int, int] = field(default_factory=dict)
     # Tracks given a take in the current batch; their last_recorded_at is refreshed once.
     touched_tracks: set[int] = field(default_factory=set)
     # Paths that failed; the folders above them are listed again next time.
@@ -168,10 +168,13 @@ async def _scan(run: _Run) -> bool:
             # Numbers of new takes are read under the band's lock, afresh each batch:
             # another scan of the band may have added takes meanwhile.
             await library_service.lock_numbering(db_session=db, band_id=run.source.band_id)
-            run.next_number.clear()
+            new_takes = []
             for file, result in zip(batch, inspected, strict=True):
-                await _register(run, db, file, result, index, gone, moved_from)
+                take = await _register(run, db, file, result, index, gone, moved_from)
+                if take is not None:
+                    new_takes.append(take)
                 job.processed += 1
+            await _insert_new_takes(db, run, new_takes)
             await _flush_recorded(db, run)
             db.add(job)
             await db.commit()
@@ -269,7 +272,9 @@ async def _register(
     index: dict[str, Indexed],
     gone: dict[str, Indexed],
     moved_from: dict[str, list[str]],
-) -> None:
+) -> _NewTake | None:
+    """Record what a file turned out to be; a new take is returned, to be inserted with
+    the rest of its batch."""
     job = run.job
     if isinstance(result, NotAudio):
         job.skipped += 1
@@ -329,36 +334,59 @@ async def _register(
                 db_session=db, band_id=run.source.band_id, session_date=place.session_date
             )
             session_id = run.sessions[place.session_date] = session.id
-    number = run.next_number.get(track.id)
-    if number is None:
-        number = await library_service.next_number(db_session=db, track_id=track.id)
-    run.next_number[track.id] = number + 1
     tags = result.tags
-    version = TrackVersion(
-        band_id=run.source.band_id,
+    return _NewTake(
         track_id=track.id,
-        session_id=session_id,
-        source_id=run.source.id,
-        path=file.path,
-        original_filename=Path(file.path).name,
-        number=number,
-        label=place.label,
-        change_marker=file.marker,
-        content_hash=result.content_hash,
-        format=result.format,
-        size_bytes=file.size,
-        duration_ms=tags.duration_ms,
-        sample_rate=tags.sample_rate,
-        channels=tags.channels,
-        bitrate=tags.bitrate,
-        recorded_at=tags.recorded_at,
-        status=VersionStatus.PENDING,
+        row={
+            "band_id": run.source.band_id,
+            "track_id": track.id,
+            "session_id": session_id,
+            "source_id": run.source.id,
+            "path": file.path,
+            "original_filename": Path(file.path).name,
+            "label": place.label,
+            "change_marker": file.marker,
+            "content_hash": result.content_hash,
+            "format": result.format,
+            "size_bytes": file.size,
+            "duration_ms": tags.duration_ms,
+            "sample_rate": tags.sample_rate,
+            "channels": tags.channels,
+            "bitrate": tags.bitrate,
+            "recorded_at": tags.recorded_at,
+            "status": VersionStatus.PENDING,
+        },
     )
-    db.add(version)
-    await db.flush()
-    run.touched_tracks.add(track.id)
-    job.added += 1
-    run.added_ids.append(version.id)
+
+
+@dataclass
+class _NewTake:
+    track_id: int
+    row: dict[str, Any]
+
+
+async def _insert_new_takes(db: AsyncSession, run: _Run, takes: list[_NewTake]) -> None:
+    """One statement for the batch's new takes, numbered after each track's newest (read
+    under the band's lock, in one grouped query)."""
+    if not takes:
+        return
+    track_ids = sorted({take.track_id for take in takes})
+    highest = await db.execute(
+        select(TrackVersion.track_id, func.max(TrackVersion.number))
+        .where(TrackVersion.track_id.in_(track_ids))
+        .group_by(TrackVersion.track_id)
+    )
+    next_number = {track_id: 1 for track_id in track_ids}
+    next_number.update({track_id: (top or 0) + 1 for track_id, top in highest})
+    now = utcnow()
+    rows = []
+    for take in takes:
+        rows.append({**take.row, "number": next_number[take.track_id], "created_at": now})
+        next_number[take.track_id] += 1
+    inserted = await db.execute(insert(TrackVersion).returning(TrackVersion.id), rows)
+    run.added_ids.extend(inserted.scalars().all())
+    run.touched_tracks.update(track_ids)
+    run.job.added += len(takes)
 
 
 async def _flush_recorded(db: AsyncSession, run: _Run) -> None:
