@@ -96,7 +96,10 @@ async def unit_of_work(
 
 
 async def insert_ignore(
-    session: AsyncSession, model: type[Base], values: dict[str, Any], conflict: list[str]
+    session: AsyncSession,
+    model: type[Base],
+    values: dict[str, Any] | list[dict[str, Any]],
+    conflict: list[str],
 ) -> None:
     """INSERT that does nothing when a unique key is taken (ON CONFLICT DO NOTHING, on
     SQLite and PostgreSQL), so concurrent writers never create a duplicate nor fail."""
@@ -106,5 +109,5 @@ async def insert_ignore(
     else:
         from sqlalchemy.dialects.sqlite import insert
     await session.execute(
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+        insert(model).values(values).on_conflict_do_nothing(index_elements=conflict)
     )

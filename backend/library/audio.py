@@ -219,17 +219,40 @@ _TAG_KEYS = {
 }
 
 
-def read_tags(fileobj: BinaryIO | str | Path) -> Tags:
+def _mutagen_classes() -> dict[str, type[mutagen.FileType]]:
+    from mutagen.aiff import AIFF
+    from mutagen.flac import FLAC
+    from mutagen.mp3 import MP3
+    from mutagen.mp4 import MP4
+    from mutagen.oggvorbis import OggVorbis
+
+    return {"wav": WAVE, "aiff": AIFF, "flac": FLAC, "mp3": MP3, "m4a": MP4,
+            "opus": OggOpus, "ogg": OggVorbis}  # fmt: skip
+
+
+# The class for a sniffed format: mutagen.File would score every format against the
+# header first, most of the cost of reading a small file's tags.
+_MUTAGEN_FOR_FORMAT = _mutagen_classes()
+
+
+def read_tags(fileobj: BinaryIO | str | Path, format: str | None = None) -> Tags:
     """Tags and stream facts of an audio file (seekable; its position is not kept).
 
     Never raises for a broken or unknown file: that gives an empty Tags (logged at
     debug). A path that cannot be opened raises OSError, since that is no fault of the
     file's content. WebM and RF64 files give empty Tags: mutagen cannot read them and
-    the probe fills their facts in.
+    the probe fills their facts in. ``format`` (from sniff_format/is_audio) saves
+    mutagen guessing.
     """
     if isinstance(fileobj, str | Path):
         with open(fileobj, "rb") as opened:
-            return read_tags(opened)
+            return read_tags(opened, format)
+    known = _MUTAGEN_FOR_FORMAT.get(format or "")
+    if known is not None:
+        try:
+            return _tags_of(known(fileobj), fileobj)
+        except Exception:  # not quite what the sniff said: let mutagen look at it
+            fileobj.seek(0)
     try:
         audio = mutagen.File(fileobj)
         return _tags_of(audio, fileobj) if audio is not None else Tags()

@@ -86,6 +86,78 @@ async def get_or_create_track(*, db_session: AsyncSession, band_id: int, title: 
     return track
 
 
+async def get_or_create_tracks(
+    *, db_session: AsyncSession, band_id: int, titles: list[str]
+) -> dict[str, Track]:
+    """The band's tracks with these titles, by normalised title, made where needed: one
+    read, one insert and one read however many (a scan's batch). Titles that are not
+    valid are left out (get_or_create_track says why)."""
+    wanted: dict[str, str] = {}
+    for title in titles:
+        try:
+            clean = validation.text(title, field="title", max_length=200)
+        except BadUserInput:
+            continue
+        wanted.setdefault(normalize_title(clean), clean)
+    if not wanted:
+        return {}
+    found = await _tracks_by_title(db_session=db_session, band_id=band_id, keys=list(wanted))
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        now = utcnow()
+        rows = [
+            {
+                "band_id": band_id,
+                "title": wanted[key],
+                "normalized_title": key,
+                "status": TrackStatus.WORK_IN_PROGRESS,
+                "bpm_set_by_person": False,
+                "key_set_by_person": False,
+                "created_at": now,
+            }
+            for key in missing
+        ]
+        await insert_ignore(db_session, Track, rows, ["band_id", "normalized_title"])
+        found.update(await _tracks_by_title(db_session=db_session, band_id=band_id, keys=missing))
+    return found
+
+
+async def _tracks_by_title(
+    *, db_session: AsyncSession, band_id: int, keys: list[str]
+) -> dict[str, Track]:
+    rows = await db_session.scalars(
+        select(Track).where(Track.band_id == band_id, Track.normalized_title.in_(keys))
+    )
+    return {track.normalized_title: track for track in rows}
+
+
+async def get_or_create_sessions(
+    *, db_session: AsyncSession, band_id: int, dates: list[date]
+) -> dict[date, int]:
+    """The ids of the band's rehearsal sessions on these dates, made where needed (one
+    read, one insert, one read)."""
+    wanted = sorted(set(dates))
+    if not wanted:
+        return {}
+
+    async def existing(days: list[date]) -> dict[date, int]:
+        rows = await db_session.execute(
+            select(RehearsalSession.date, RehearsalSession.id).where(
+                RehearsalSession.band_id == band_id, RehearsalSession.date.in_(days)
+            )
+        )
+        return {day: session_id for day, session_id in rows}
+
+    found = await existing(wanted)
+    missing = [day for day in wanted if day not in found]
+    if missing:
+        now = utcnow()
+        rows = [{"band_id": band_id, "date": day, "created_at": now} for day in missing]
+        await insert_ignore(db_session, RehearsalSession, rows, ["band_id", "date"])
+        found.update(await existing(missing))
+    return found
+
+
 async def create_track(
     *,
     db_session: AsyncSession,

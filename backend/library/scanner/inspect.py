@@ -112,5 +112,5 @@ def inspect_handle(path: str, handle: BinaryIO, size: int) -> Inspected:
     digest.update(head[:FINGERPRINT_BYTES])
     digest.update(tail)
     handle.seek(0)
-    tags = audio.read_tags(handle)
+    tags = audio.read_tags(handle, found)
     return Inspected(format=found, content_hash=digest.hexdigest(), tags=tags)

@@ -168,6 +168,7 @@ async def _scan(run: _Run) -> bool:
             # Numbers of new takes are read under the band's lock, afresh each batch:
             # another scan of the band may have added takes meanwhile.
             await library_service.lock_numbering(db_session=db, band_id=run.source.band_id)
+            await _resolve_places(db, run, batch, inspected, index, moved_from)
             new_takes = []
             for file, result in zip(batch, inspected, strict=True):
                 take = await _register(run, db, file, result, index, gone, moved_from)
@@ -357,6 +358,43 @@ async def _register(
             "status": VersionStatus.PENDING,
         },
     )
+
+
+async def _resolve_places(
+    db: AsyncSession,
+    run: _Run,
+    batch: list[FoundFile],
+    inspected: list[Inspected | Exception],
+    index: dict[str, Indexed],
+    moved_from: dict[str, list[str]],
+) -> None:
+    """Find or make, all at once, the tracks and sessions the batch's new takes go to
+    (a take that turns out otherwise in _register just leaves its entry unused)."""
+    titles: list[str] = []
+    dates: list[date] = []
+    for file, result in zip(batch, inspected, strict=True):
+        if not isinstance(result, Inspected) or file.path in index:
+            continue
+        if moved_from.get(result.content_hash):
+            continue  # likely a move: it keeps its track
+        place = paths.place_recording(file.path)
+        if normalize_title(place.track_title) not in run.tracks:
+            titles.append(place.track_title)
+        if place.session_date is not None and place.session_date not in run.sessions:
+            dates.append(place.session_date)
+    band_id = run.source.band_id
+    if titles:
+        run.tracks.update(
+            await library_service.get_or_create_tracks(
+                db_session=db, band_id=band_id, titles=titles
+            )
+        )
+    if dates:
+        run.sessions.update(
+            await library_service.get_or_create_sessions(
+                db_session=db, band_id=band_id, dates=dates
+            )
+        )
 
 
 @dataclass
