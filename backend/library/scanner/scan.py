@@ -5,6 +5,7 @@ and changed files, write in batches) → mark missing (what the walk did not fin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -159,28 +160,22 @@ async def _scan(run: _Run) -> bool:
     for path, known in gone.items():
         if known.content_hash:
             moved_from.setdefault(known.content_hash, []).append(path)
-    for start in range(0, len(todo), BATCH):
-        if await _cancel_requested(run):
-            return True
-        batch = todo[start : start + BATCH]
-        inspected = await run.reader.inspect(batch)
-        async with run.ctx.session_factory() as db:
-            # Numbers of new takes are read under the band's lock, afresh each batch:
-            # another scan of the band may have added takes meanwhile.
-            await library_service.lock_numbering(db_session=db, band_id=run.source.band_id)
-            await _resolve_places(db, run, batch, inspected, index, moved_from)
-            new_takes = []
-            for file, result in zip(batch, inspected, strict=True):
-                take = await _register(run, db, file, result, index, gone, moved_from)
-                if take is not None:
-                    new_takes.append(take)
-                job.processed += 1
-            await _insert_new_takes(db, run, new_takes)
-            await _flush_recorded(db, run)
-            db.add(job)
-            await db.commit()
-        await _publish_versions(run)
-        await _progress(run)
+    batches = [todo[start : start + BATCH] for start in range(0, len(todo), BATCH)]
+    # The next batch is read (a thread, or ranged GETs) while this one is written.
+    reading = _read_ahead(run, batches, 0)
+    try:
+        for number, batch in enumerate(batches):
+            if await _cancel_requested(run):
+                return True
+            assert reading is not None
+            inspected = await reading
+            reading = _read_ahead(run, batches, number + 1)
+            await _write_batch(run, batch, inspected, index, gone, moved_from)
+            await _publish_versions(run)
+            await _progress(run)
+    finally:
+        if reading is not None:
+            reading.cancel()
 
     if await _cancel_requested(run, now=True):
         return True
@@ -206,6 +201,39 @@ async def _scan(run: _Run) -> bool:
         await db.commit()
     await _publish_versions(run)
     return False
+
+
+def _read_ahead(
+    run: _Run, batches: list[list[FoundFile]], number: int
+) -> asyncio.Task[list[Inspected | Exception]] | None:
+    if number >= len(batches):
+        return None
+    return asyncio.create_task(run.reader.inspect(batches[number]))
+
+
+async def _write_batch(
+    run: _Run,
+    batch: list[FoundFile],
+    inspected: list[Inspected | Exception],
+    index: dict[str, Indexed],
+    gone: dict[str, Indexed],
+    moved_from: dict[str, list[str]],
+) -> None:
+    async with run.ctx.session_factory() as db:
+        # Numbers of new takes are read under the band's lock, afresh each batch:
+        # another scan of the band may have added takes meanwhile.
+        await library_service.lock_numbering(db_session=db, band_id=run.source.band_id)
+        await _resolve_places(db, run, batch, inspected, index, moved_from)
+        new_takes = []
+        for file, result in zip(batch, inspected, strict=True):
+            take = await _register(run, db, file, result, index, gone, moved_from)
+            if take is not None:
+                new_takes.append(take)
+            run.job.processed += 1
+        await _insert_new_takes(db, run, new_takes)
+        await _flush_recorded(db, run)
+        db.add(run.job)
+        await db.commit()
 
 
 async def _missing_if_removed(ctx: ScanContext, source_id: int) -> None:
