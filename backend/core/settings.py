@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     # A websocket that sends no connection_init within this many seconds is closed (4408).
     ws_init_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Uploads and derived files: a folder (storage_dir, empty means data_dir/storage) or
+    # an S3 bucket. Empty S3 keys mean boto's own lookup (environment, instance role).
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    s3_endpoint_url: str = ""  # empty: AWS
+    # The endpoint as browsers reach it, for presigned upload URLs; empty: s3_endpoint_url.
+    s3_public_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+
     # Startup refuses a database that is not at the newest migration; tests may relax it.
     require_migrated_database: bool = True
 
@@ -62,6 +75,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'backline.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "storage"
 
     @property
     def resolved_allowed_roots(self) -> list[Path]:
