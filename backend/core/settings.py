@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=30, ge=1)
     invite_hours: int = Field(default=72, ge=1)
+    # How long a signed media URL (original, MP3, HLS) stays valid.
+    stream_url_minutes: int = Field(default=360, ge=1)
 
     # Folders a LOCAL_FOLDER source may point into, ':'-separated; empty means
     # data_dir/library. Nothing outside them can be indexed, through symlinks neither.
