@@ -16,13 +16,23 @@ and ``encode`` turns a WAV into another format through ffmpeg (Opus, WebM, FLAC,
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 import subprocess
 import wave
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import mutagen
 import numpy as np
+from mutagen import id3
+from mutagen.aiff import AIFF
+from mutagen.flac import FLAC, Picture
+from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4, MP4Cover
+from mutagen.wave import WAVE
 
 from backend.media.decode import find_ffmpeg
 from tests.audio_fixtures import ENCODINGS
@@ -232,3 +242,103 @@ def _drum_kit(sample_rate: int, rng: np.random.Generator) -> dict[str, np.ndarra
         "snare": 0.5 * rng.standard_normal(len(t)) * np.exp(-t / 0.035),
         "hat": 0.2 * rng.standard_normal(len(t)) * np.exp(-t / 0.005),
     }
+
+
+# --- files for the probe and transcode tests -----------------------------------------
+
+
+def png_image(width: int = 2, height: int = 2) -> bytes:
+    """A tiny valid PNG (grey pixels), built with zlib: cover art for tag round trips."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))  # filter 0, grey
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def write_tags(
+    path: str | Path,
+    *,
+    title: str,
+    artist: str,
+    album: str,
+    date: str,
+    cover: bytes | None = None,
+) -> Path:
+    """Tag an MP3, AIFF, WAV ('id3 ' chunk), FLAC, Ogg Vorbis/Opus or M4A with mutagen:
+    each format's own frames (ID3 TIT2/TPE1/TALB/TDRC/APIC, Vorbis comments and
+    METADATA_BLOCK_PICTURE, MP4 ©nam/©ART/©alb/©day/covr)."""
+    path = Path(path)
+    audio = mutagen.File(path)
+    if audio is None:
+        raise ValueError(f"mutagen cannot tag {path.name}")
+    if isinstance(audio, MP4):
+        if audio.tags is None:
+            audio.add_tags()
+        audio.tags.update({"©nam": [title], "©ART": [artist], "©alb": [album], "©day": [date]})
+        if cover is not None:
+            audio.tags["covr"] = [MP4Cover(cover, imageformat=MP4Cover.FORMAT_PNG)]
+    elif isinstance(audio, MP3 | AIFF | WAVE):
+        if audio.tags is None:
+            audio.add_tags()
+        tags = audio.tags
+        tags.add(id3.TIT2(encoding=3, text=title))
+        tags.add(id3.TPE1(encoding=3, text=artist))
+        tags.add(id3.TALB(encoding=3, text=album))
+        tags.add(id3.TDRC(encoding=3, text=date))
+        if cover is not None:
+            tags.add(id3.APIC(encoding=3, mime="image/png", type=3, desc="cover", data=cover))
+    else:  # Vorbis comments: FLAC, Ogg Vorbis, Ogg Opus
+        if audio.tags is None:
+            audio.add_tags()
+        audio.tags.update({"title": title, "artist": artist, "album": album, "date": date})
+        if cover is not None:
+            picture = Picture()
+            picture.type, picture.mime, picture.data = 3, "image/png", cover
+            if isinstance(audio, FLAC):
+                audio.add_picture(picture)
+            else:
+                encoded = base64.b64encode(picture.write()).decode("ascii")
+                audio.tags["metadata_block_picture"] = [encoded]
+    audio.save()
+    return path
+
+
+def add_bext(path: str | Path, *, origination: str) -> Path:
+    """Append a Broadcast WAV 'bext' chunk whose OriginationDate/Time are
+    ``origination`` ("2023-10-15T20:30:00"), as field recorders write them."""
+    path = Path(path)
+    body = bytearray(602)
+    body[320:330] = origination[:10].encode("ascii")
+    body[330:338] = origination[11:19].encode("ascii")
+    data = path.read_bytes()
+    riff = data[12:] + b"bext" + struct.pack("<I", len(body)) + bytes(body)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(riff)) + b"WAVE" + riff)
+    return path
+
+
+def media_recorder_webm(source: str | Path, target: str | Path) -> Path:
+    """WebM/Opus as a browser's MediaRecorder writes it: streamed, so the header holds
+    no duration (nor cues). ffmpeg writes the same when its output is a pipe."""
+    command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    command += ["-i", str(source), "-c:a", "libopus", "-b:a", "96k", "-f", "webm", "pipe:1"]
+    done = subprocess.run(command, check=True, capture_output=True, timeout=120)
+    target = Path(target)
+    target.write_bytes(done.stdout)
+    return target
+
+
+def video_only(path: str | Path, *, seconds: float = 1.0) -> Path:
+    """An MP4 with a picture and no sound."""
+    command = [find_ffmpeg(), "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi"]
+    command += ["-i", f"testsrc=duration={seconds}:size=64x64", "-c:v", "mpeg4", str(path)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return Path(path)
