@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from typing import Annotated, Any
 
 import strawberry
 
 from backend.accounts.graphql import user_loader
 from backend.accounts.models import User
+from backend.bands import membership
+from backend.core.errors import BacklineError, NotFound
+from backend.core.events import Message
 from backend.feedback.graphql import CommentNode, ReactionSummary, reaction_summary
 from backend.feedback.models import Comment, ReactionTarget
 from backend.graphql.context import Context, Info
@@ -41,7 +44,13 @@ class CommentAdded:
 @strawberry.type
 class ReactionChanged:
     target_id: strawberry.ID
-    summary: ReactionSummary
+    target: strawberry.Private[tuple[ReactionTarget, int]]
+
+    # Resolved when selected, not when the event is loaded: the summary carries the
+    # viewer's own reactions, so only a selection that asks for it is per viewer.
+    @strawberry.field
+    async def summary(self, info: Info) -> ReactionSummary:
+        return await reaction_summary(info, *self.target)
 
 
 @strawberry.type
@@ -66,31 +75,33 @@ _TARGET_TYPE_NAMES = {
 # The bus hands every subscriber in this process the same message object, so one load
 # per event serves them all: 5,000 subscribers cost one query, not 5,000. The rows an
 # event's usual selection needs next (a comment's author, a take's track) are shared the
-# same way and primed into each subscriber's loaders.
+# same way and primed into each subscriber's loaders, and so is the band's member list.
 _SHARED_LOADS = 256
-_loads: OrderedDict[tuple[int, str, int], tuple[dict[str, Any], asyncio.Task[Any]]] = OrderedDict()
+_loads: OrderedDict[tuple[int, Hashable], tuple[Message, asyncio.Task[Any]]] = OrderedDict()
 
 
-async def _row(ctx: Context, event: dict[str, Any], model: type, pk: int) -> Any:
-    key = (id(event), model.__name__, pk)
-    entry = _loads.get(key)
+async def _shared(event: Message, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
+    entry_key = (id(event), key)
+    entry = _loads.get(entry_key)
     if entry is None or entry[0] is not event:  # a new event (ids are reused once freed)
-        entry = (event, asyncio.create_task(_load(ctx, model, pk)))
-        _loads[key] = entry
+        entry = (event, asyncio.create_task(load()))
+        _loads[entry_key] = entry
         while len(_loads) > _SHARED_LOADS:
             _loads.popitem(last=False)
     # Shielded: a subscriber leaving must not cancel the load the others wait for.
     return await asyncio.shield(entry[1])
 
 
-async def _load(ctx: Context, model: type, pk: int) -> Any:
-    async with ctx.session_factory() as db_session:
-        return await db_session.get(model, pk)
+async def _row(ctx: Context, event: Message, model: type, pk: int) -> Any:
+    async def load() -> Any:
+        async with ctx.session_factory() as db_session:
+            return await db_session.get(model, pk)
+
+    return await _shared(event, (model.__name__, pk), load)
 
 
-async def _to_event(info: Info, event: dict[str, Any]) -> Any:
+async def to_event(ctx: Context, event: Message) -> Any:
     """The GraphQL object of a bus event, or None when what it names is gone."""
-    ctx = info.context
     kind = event.get("type")
     if kind in {"VersionAdded", "VersionUpdated"}:
         row = await _row(ctx, event, TrackVersion, event["version_id"])
@@ -111,12 +122,55 @@ async def _to_event(info: Info, event: dict[str, Any]) -> Any:
         return CommentAdded(comment=CommentNode.from_row(row))
     if kind == "ReactionChanged":
         target = ReactionTarget(event["target_type"])
-        summary = await reaction_summary(info, target, event["target_id"])
         global_id = to_global_id(_TARGET_TYPE_NAMES[target], event["target_id"])
-        return ReactionChanged(target_id=global_id, summary=summary)
+        return ReactionChanged(target_id=global_id, target=(target, event["target_id"]))
     if kind == "JobUpdated":
         return JobUpdated(job=JobNode.from_row(jobs_service.from_snapshot(event["job"])))
     return None
+
+
+def _channel(band_id: int) -> str:
+    return f"band:{band_id}"
+
+
+async def members_now(ctx: Context, event: Message, band_id: int) -> frozenset[int]:
+    """Who may still receive this event: someone who left the band stops receiving."""
+    return await _shared(
+        event,
+        ("members", band_id),
+        lambda: membership.member_ids(ctx.session_factory, band_id=band_id),
+    )
+
+
+class BandEventsSource:
+    """bandEvents for the multiplexer (backend/graphql/multiplex.py): every subscriber of
+    one band with the same selection shares one execution per event."""
+
+    field_name = "bandEvents"
+
+    async def admit(self, ctx: Context, arguments: dict[str, Any]) -> str | None:
+        """The band's channel when the viewer may subscribe; None leaves the refusal to
+        the resolver below, which says why (UNAUTHENTICATED, BAD_USER_INPUT, NOT_FOUND)."""
+        try:
+            viewer_id = ctx.viewer_id
+            band_id = from_global_id(arguments.get("bandId"), expected="Band", field="bandId")
+        except BacklineError:
+            return None
+        if viewer_id is None:
+            return None
+        is_member = await membership.is_member(
+            ctx.session_factory, band_id=band_id, user_id=viewer_id
+        )
+        return _channel(band_id) if is_member else None
+
+    def refusal(self) -> Exception:
+        return NotFound("band")
+
+    async def audience(self, ctx: Context, channel: str, event: Message) -> frozenset[int]:
+        return await members_now(ctx, event, int(channel.removeprefix("band:")))
+
+    async def to_root(self, ctx: Context, event: Message) -> Any:
+        return await to_event(ctx, event)
 
 
 @strawberry.type
@@ -125,17 +179,23 @@ class BandSubscriptions:
     async def band_events(
         self, info: Info, band_id: strawberry.ID
     ) -> AsyncGenerator[BandEvent, None]:
+        # Most subscriptions never get here: the router's websocket handlers hand them to
+        # the multiplexer. This serves the rest (and says why one is refused).
         ctx = info.context
-        ctx.require_viewer()
+        viewer_id = ctx.require_viewer()
         pk = from_global_id(band_id, expected="Band", field="bandId")
-        (await ctx.fresh_access()).require_member(pk, what="band")
-        async with ctx.bus.subscribe(f"band:{pk}") as events:
+        if not await membership.is_member(ctx.session_factory, band_id=pk, user_id=viewer_id):
+            raise NotFound("band")
+        async with ctx.bus.subscribe(_channel(pk)) as events:
             async for event in events:
                 try:
-                    item = await _to_event(info, event)
+                    still_member = viewer_id in await members_now(ctx, event, pk)
+                    item = await to_event(ctx, event) if still_member else None
                 except Exception:  # one event that cannot be loaded must not end the stream
                     logger.exception("band %s: event %s not delivered", pk, event.get("type"))
                     continue
+                if not still_member:
+                    raise NotFound("band")
                 if item is not None:
                     yield item
                     await ctx.between_events()

@@ -114,6 +114,7 @@ class Context(BaseContext):
             if session.in_transaction():  # most events read nothing through it
                 await session.rollback()
         self.loaders = LoaderCache()
+        self._access = None  # memberships change while a subscription lives
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -122,6 +123,34 @@ class Context(BaseContext):
             yield session
         self._access = None
         self.loaders = LoaderCache()
+
+
+class ViewerDependent(Exception):
+    """Raised where a resolver asks who the viewer is while executing for many viewers."""
+
+
+class SharedContext(Context):
+    """A context for executing a subscription's selection once for all its subscribers.
+
+    It has no viewer: asking who the viewer is (``viewer_id``, ``access``), which every
+    viewer-dependent field does, marks the result as not shareable and raises. The
+    caller then executes the selection per subscriber instead. Everything else (the
+    database, loaders, settings) works as in any request."""
+
+    viewer_read = False
+
+    @property
+    def viewer_id(self) -> int | None:
+        self.viewer_read = True
+        raise ViewerDependent()
+
+    async def access(self) -> BandAccess:
+        self.viewer_read = True
+        raise ViewerDependent()
+
+    async def fresh_access(self) -> BandAccess:
+        self.viewer_read = True
+        raise ViewerDependent()
 
 
 Info = StrawberryInfo[Context, None]

@@ -1,21 +1,83 @@
 """The GraphQL endpoint: HTTP (POST, GET, GraphiQL) and websockets (graphql-transport-ws
-and the legacy graphql-ws), with the token checked at connection_init."""
+and the legacy graphql-ws), with the token checked at connection_init.
+
+Both websocket handlers first offer each subscription to the multiplexer
+(backend/graphql/multiplex.py), which serves many subscribers of one selection with one
+execution per event; what it does not take runs through Strawberry as usual. A taken
+subscription keeps Strawberry's own bookkeeping (its task, its id, stop and complete):
+only the per-event work moves out of the per-subscriber task."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from contextlib import suppress
+from functools import cached_property
+from typing import Any
 
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    CompleteMessage,
+    ConnectionInitMessage,
+)
 
+from backend.bands.live import BandEventsSource
 from backend.core.errors import Unauthenticated
 from backend.graphql.context import Context
+from backend.graphql.multiplex import Multiplexer
+from backend.graphql.subscribers import Subscriber, data_frame_prefix, next_frame_prefix
 
 logger = logging.getLogger("backline.graphql")
+
+
+def _subscriber(handler: Any, prefix: str) -> Subscriber | None:
+    """A subscriber writing straight to the handler's socket; None where that socket is
+    not Starlette's (frames are written as text, bypassing Strawberry's JSON encoding)."""
+    socket = getattr(handler.websocket, "ws", None)
+    if socket is None or not hasattr(socket, "send_text"):
+        return None
+    return Subscriber(context=handler.context, send_text=socket.send_text, prefix=prefix)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, with multiplexed subscriptions."""
+
+    view: BacklineGraphQLRouter
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        subscriber = _subscriber(self, next_frame_prefix(operation.id))
+        if subscriber is None:
+            await super().run_operation(operation)
+            return
+        try:
+            taken = await self.view.multiplexer.serve(
+                self.context,
+                operation.query,
+                operation.operation_name,
+                operation.variables,
+                subscriber,
+            )
+        except asyncio.CancelledError:  # the client completed it, or left
+            subscriber.discard()
+            raise
+        except Exception as error:  # as Strawberry's own run_operation does
+            subscriber.discard()
+            await self.handle_task_exception(error)
+            with suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+        if not taken:
+            await super().run_operation(operation)
+            return
+        await subscriber.flush()  # the last frames leave before complete
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
 
 class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
@@ -62,9 +124,48 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         if self.keep_alive:
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
 
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        subscriber = _subscriber(self, data_frame_prefix(operation_id))
+        if subscriber is None:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+            return
+        view: BacklineGraphQLRouter = self.view  # type: ignore[assignment]
+        try:
+            taken = await view.multiplexer.serve(
+                self.context, query, operation_name, variables, subscriber
+            )
+            if taken:
+                await subscriber.flush()
+        except asyncio.CancelledError:  # stop: Strawberry answers it with complete
+            subscriber.discard()
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+            self._forget(operation_id)
+            return
+        if not taken:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+            return
+        await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        self._forget(operation_id)
+
+    def _forget(self, operation_id: str) -> None:
+        # What Strawberry's handle_async_results does on the way out: the id is free again.
+        self.subscriptions.pop(operation_id, None)
+        self.tasks.pop(operation_id, None)
+
 
 class BacklineGraphQLRouter(GraphQLRouter):
+    graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyGraphQLWSHandler
+
+    @cached_property
+    def multiplexer(self) -> Multiplexer:
+        return Multiplexer(self.schema, [BandEventsSource()], encode=self.encode_json_string)
 
     async def on_ws_connect(self, context: Context) -> None:
         """A bad or expired token closes the socket (4403); none means signed out, and
