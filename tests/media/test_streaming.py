@@ -7,7 +7,11 @@ memory."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
+import hmac
+import os
 import random
 import re
 import tracemalloc
@@ -31,12 +35,12 @@ from backend.media.signing import (
     stream_expiry,
     verify,
 )
-from backend.media.storage import InvalidKey, Storage, content_key
+from backend.media.storage import InvalidKey, LocalStorage, Storage, content_key
 from backend.media.storage.base import MIB
 from backend.media.streaming import create_media_router
 from backend.media.streaming.playlists import rewrite
 from backend.media.streaming.ranges import ByteRange, Unsatisfiable, parse_range
-from tests.live_server import serve
+from tests.live_server import eventually, serve
 
 SECRET = "streaming-test-secret-key"
 DATA = random.Random(3).randbytes(10_000)
@@ -168,10 +172,6 @@ def test_unknown_parameters_are_ignored():
 
 
 def test_the_hmac_key_is_derived_not_the_secret_itself():
-    import base64
-    import hashlib
-    import hmac
-
     link = sign_url(key="renditions/7/mp3/take.mp3", secret=SECRET, expires_at=in_minutes(5))
     params = dict(query_of(link))
     for message in ("renditions/7/mp3/take.mp3" + params["exp"], params["exp"]):
@@ -573,6 +573,24 @@ async def test_an_hls_playlist_comes_with_signed_segments(media: Media):
     assert re.sub(r"\?[^\"\n]*", "", text) == PLAYLIST
 
 
+async def test_a_master_playlists_variants_are_signed_all_the_way_down(media: Media):
+    await media.storage.put_bytes(
+        b'#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=160000,CODECS="opus"\nv0/index.m3u8\n',
+        key=HLS + "master.m3u8",
+    )
+    for name, data in (("index.m3u8", PLAYLIST.encode()), ("seg_000.m4s", b"zero")):
+        await media.storage.put_bytes(data, key=HLS + "v0/" + name)
+    master = await media.get(media.link(HLS + "master.m3u8"))
+    variant_uri = master.text.splitlines()[-1]
+    assert variant_uri.startswith("v0/index.m3u8?exp=")
+    variant = await media.client.get(master.url.join(variant_uri))
+    assert variant.status_code == 200
+    first = next(line for line in variant.text.splitlines() if line.startswith("seg_000"))
+    segment = await media.client.get(variant.url.join(first))
+    assert (segment.status_code, segment.content) == (200, b"zero")
+    assert str(segment.url).startswith(f"http://{media.host}/media/{HLS}v0/seg_000.m4s?")
+
+
 async def test_a_playlist_by_head_and_range(media: Media):
     await store_hls(media)
     link = media.link(HLS + "index.m3u8")
@@ -624,6 +642,18 @@ async def test_a_client_that_leaves_early_frees_the_server(media: Media):
             async for _chunk in response.aiter_raw():
                 break  # and close the connection mid-body
     assert (await media.get(link, range="bytes=0-3")).status_code == 206
+    if isinstance(media.storage, LocalStorage):
+        # Each abandoned response closed its file (no descriptor is left open on it).
+        path = str(media.storage.root / key)
+
+        def open_on_it() -> int:
+            found = 0
+            for fd in Path("/proc/self/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    found += os.readlink(fd) == path
+            return found
+
+        await eventually(lambda: open_on_it() == 0)
 
 
 class Generated:
