@@ -290,7 +290,9 @@ _LABELS = {"flac": "FLAC", "mp3": "MP3", "aac": "AAC", "opus": "Opus", "vorbis":
 # Containers whose header states the length; a decode that ends well before it means
 # the file was cut (an interrupted copy or upload).
 # Not MP3: without a Xing header ffmpeg estimates the length from the first bitrate.
-_HEADER_STATES_LENGTH = {"wav", "aiff", "flac", "mov", "matroska"}
+# Not MP4: a fragment that starts later (an HLS segment) states its end time; a cut
+# MP4 makes ffmpeg print an error anyway.
+_HEADER_STATES_LENGTH = {"wav", "aiff", "flac", "matroska"}
 
 
 def _ended_early(header: _Header) -> bool:

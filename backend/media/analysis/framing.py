@@ -24,4 +24,6 @@ class Framer:
         buffer = np.concatenate([self._tail, samples.astype(np.float32, copy=False)])
         count = 0 if len(buffer) < self.size else (len(buffer) - self.size) // self.hop + 1
         self._tail = buffer[count * self.hop :].copy()
+        if count == 0:  # a chunk smaller than a frame (an HLS demuxer's first packets)
+            return np.zeros((0, self.size), dtype=np.float32)
         return sliding_window_view(buffer, self.size)[:: self.hop][:count]
