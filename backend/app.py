@@ -25,6 +25,9 @@ from backend.graphql.schema import schema
 from backend.jobs.queue import JobQueue
 from backend.jobs.sweeper import sweep_forever
 from backend.library.watching import SourceWatcher
+from backend.media.originals_http import MediaReader
+from backend.media.storage import create_storage
+from backend.media.streaming import create_media_router
 from workers import embedded as embedded_workers
 from workers.broker import create_broker
 
@@ -58,6 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker = embedded.broker
         queue = JobQueue(broker)
         app.state.bus, app.state.queue = bus, queue
+        # Made on the app's event loop: the S3 client belongs to the loop that opened it.
+        storage = create_storage(settings)
+        app.state.storage = storage
+        app.state.media_reader = MediaReader(
+            storage, session_factory=session_factory, settings=settings
+        )
         sweeper = asyncio.create_task(sweep_forever(session_factory=session_factory, queue=queue))
         watcher = None
         if settings.watch_sources:
@@ -88,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 broker.close()
             await bus.close()
+            await storage.aclose()
             await engine.dispose()
 
     async def get_context(request: HTTPConnection) -> AsyncIterator[Context]:
@@ -115,9 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context_getter=get_context,
             graphql_ide=None if settings.is_production else "graphiql",
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            # uploadVersion: the GraphQL multipart request spec (a file as a form part).
+            multipart_uploads_enabled=True,
         ),
         prefix="/graphql",
     )
+    app.include_router(create_media_router(settings))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -13,7 +13,7 @@ from backend.library.models import (
     TrackTag,
     TrackVersion,
 )
-from backend.media.models import Analysis, Asset, Rendition
+from backend.media.models import Analysis, Asset, PendingUpload, Rendition
 
 __all__ = [
     "Analysis",
@@ -26,6 +26,7 @@ __all__ = [
     "Comment",
     "Job",
     "OAuthIdentity",
+    "PendingUpload",
     "Reaction",
     "RefreshToken",
     "RehearsalSession",

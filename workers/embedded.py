@@ -43,7 +43,7 @@ def start(settings: Settings, publish: runtime.Publish) -> EmbeddedWorkers:
     broker = StubBroker()
     register_actors(broker)
     broker.emit_after("process_boot")
-    runtime.configure(runtime.WorkerRuntime(settings=settings, publish=publish))
+    runtime.configure(runtime.WorkerRuntime(settings=settings, publish=publish, broker=broker))
     worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads, worker_timeout=100)
     worker.start()
     _running = EmbeddedWorkers(broker=broker, worker=worker)

@@ -34,4 +34,4 @@ async def publish(channel: str, message: dict[str, Any]) -> None:
     await _bus.publish(channel, message)
 
 
-runtime.configure(runtime.WorkerRuntime(settings=settings, publish=publish))
+runtime.configure(runtime.WorkerRuntime(settings=settings, publish=publish, broker=broker))

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     s3_access_key: str = ""
     s3_secret_key: str = ""
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    # Media work: also transcode a loudness-normalised HLS rendition (two-pass loudnorm).
+    transcode_normalized: bool = False
 
     # Startup refuses a database that is not at the newest migration; tests may relax it.
     require_migrated_database: bool = True

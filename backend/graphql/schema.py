@@ -22,6 +22,7 @@ from backend.library.graphql.types import (
     TrackNode,
     TrackVersionNode,
 )
+from backend.media.graphql.uploads import MediaMutations, MediaQueries
 
 MAX_NODES = 100
 
@@ -63,13 +64,18 @@ class NodeQueries:
 
 
 @strawberry.type
-class Query(NodeQueries, AccountQueries, BandQueries, JobQueries):
+class Query(NodeQueries, AccountQueries, BandQueries, JobQueries, MediaQueries):
     pass
 
 
 @strawberry.type
 class Mutation(
-    AccountMutations, BandMutations, LibraryMutations, SourceMutations, FeedbackMutations
+    AccountMutations,
+    BandMutations,
+    LibraryMutations,
+    SourceMutations,
+    FeedbackMutations,
+    MediaMutations,
 ):
     pass
 

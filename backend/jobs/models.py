@@ -33,6 +33,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_band_id_created_at", "band_id", "created_at"),
         Index("ix_jobs_source_id", "source_id"),
+        Index("ix_jobs_version_id", "version_id"),
         Index("ix_jobs_status", "status"),
         # At most one scan of a source waits or runs at a time, whoever asks and however
         # many api processes there are: the database says no to a second.

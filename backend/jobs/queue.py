@@ -17,8 +17,18 @@ from backend.jobs.models import Job, JobKind
 
 logger = logging.getLogger("backline.jobs")
 
-ACTOR_BY_KIND = {JobKind.SCAN: "library.scan_source"}
-QUEUE_NAME = "default"
+ACTOR_BY_KIND = {
+    JobKind.SCAN: "library.scan_source",
+    JobKind.PROBE: "media.probe",
+    JobKind.ANALYZE: "media.analyze",
+    JobKind.TRANSCODE: "media.transcode",
+}
+QUEUE_BY_ACTOR = {
+    "library.scan_source": "default",
+    "media.probe": "media",
+    "media.analyze": "media",
+    "media.transcode": "media",
+}
 
 
 class JobQueue:
@@ -41,9 +51,10 @@ class JobQueue:
                 ) from error
 
     def send(self, job: Job) -> None:
+        actor_name = ACTOR_BY_KIND[job.kind]
         message = dramatiq.Message(
-            queue_name=QUEUE_NAME,
-            actor_name=ACTOR_BY_KIND[job.kind],
+            queue_name=QUEUE_BY_ACTOR[actor_name],
+            actor_name=actor_name,
             args=(job.id,),
             kwargs={},
             options={},

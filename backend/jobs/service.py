@@ -110,6 +110,15 @@ async def interrupted(*, db_session: AsyncSession, job_id: int, reason: str) -> 
     )
 
 
+async def set_progress(*, db_session: AsyncSession, job_id: int, progress: float) -> None:
+    """A running job's progress (0..1), written without loading the row."""
+    await db_session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(progress=progress)
+    )
+
+
 def _beating(job: Job, now: datetime) -> bool:
     return job.heartbeat_at is not None and job.heartbeat_at > now - STALE_AFTER
 
@@ -202,6 +211,7 @@ async def stranded(
 _SNAPSHOT_COLUMNS = (
     "id",
     "band_id",
+    "version_id",
     "progress",
     "processed",
     "total",
@@ -228,7 +238,7 @@ def snapshot(job: Job) -> dict[str, Any]:
 
 def from_snapshot(data: dict[str, Any]) -> Job:
     """A detached Job equal to the one the snapshot was taken of."""
-    values = {name: data[name] for name in _SNAPSHOT_COLUMNS}
+    values = {name: data.get(name) for name in _SNAPSHOT_COLUMNS}
     times = {
         name: datetime.fromisoformat(data[name]) if data[name] else None for name in _SNAPSHOT_TIMES
     }

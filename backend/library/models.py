@@ -7,6 +7,7 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     Enum,
@@ -145,6 +146,11 @@ class TrackVersion(Base):
     change_marker: Mapped[str | None] = mapped_column(String(200))
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     format: Mapped[str | None] = mapped_column(String(20))
+    # What the probe found: the audio codec, the file's own tags (title, artist, album,
+    # date) and its cover art, if it has one.
+    codec: Mapped[str | None] = mapped_column(String(32))
+    embedded_tags: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    cover_asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"))
     size_bytes: Mapped[int | None] = mapped_column(BigId)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     sample_rate: Mapped[int | None] = mapped_column(Integer)

@@ -31,6 +31,7 @@ from backend.library.models import (
     TrackVersion,
     VersionStatus,
 )
+from backend.media.graphql import types as media_graphql
 from backend.media.models import Analysis
 
 strawberry.enum(SourceKind)
@@ -192,6 +193,7 @@ class TrackVersionNode(RowNode, Node):
     path: str | None
     original_filename: str
     format: str | None
+    codec: str | None = strawberry.field(description="The audio codec, once probed.")
     size_bytes: float | None = strawberry.field(description="A Float: files pass 2 GiB.")
     duration_ms: int | None
     sample_rate: int | None
@@ -224,6 +226,23 @@ class TrackVersionNode(RowNode, Node):
     async def analysis(self, info: Info) -> AnalysisType | None:
         row = await loaders.analysis_by_version(info.context).load(self.row.id)
         return AnalysisType.from_row(row) if row else None
+
+    @strawberry.field(description="The title, artist, album and date the file's own tags give.")
+    def embedded_tags(self) -> media_graphql.EmbeddedTags | None:
+        return media_graphql.embedded_tags(self.row)
+
+    @strawberry.field(
+        description="Peaks to draw, once analysed; samplesPerPixel picks a zoom level (see "
+        "zoomLevels), else the finest that draws the whole take in at most 20,000 pixels."
+    )
+    async def waveform(
+        self, info: Info, samples_per_pixel: int | None = None
+    ) -> media_graphql.Waveform | None:
+        return await media_graphql.waveform_of(info, self.row, samples_per_pixel)
+
+    @strawberry.field(description="Signed, expiring links to play the take.")
+    async def streams(self, info: Info) -> media_graphql.Streams | None:
+        return await media_graphql.streams_of(info, self.row)
 
     @strawberry.field(description="Top-level comments in the order of the moments they are on.")
     async def comments(

@@ -1,0 +1,1 @@
+"""GraphQL of the media domain: types.py (waveform, streams), uploads.py (mutations)."""
