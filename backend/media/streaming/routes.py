@@ -9,6 +9,7 @@ rewritten so that every segment they name carries a signed link (``playlists.py`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
@@ -107,12 +108,10 @@ async def _playlist(
 ) -> Response:
     if size > MAX_PLAYLIST_BYTES:
         return _plain(500, "This playlist is too large to serve.")
-    text = (await storage.read_bytes(grant.key)).decode("utf-8", "surrogateescape")
-    body = playlists.rewrite(
-        text,
-        playlist_key=grant.key,
-        query_for=lambda key: signer.query(Grant(key=key, expires_at=grant.expires_at)),
-    ).encode("utf-8", "surrogateescape")
+    stored = await storage.read_bytes(grant.key)
+    # A long take's playlist has thousands of segments to sign (~50 ms): in a thread, so
+    # the event loop goes on serving other requests meanwhile.
+    body = await asyncio.to_thread(_signed_playlist, stored, grant, signer)
     common = _common_headers(grant, now)
     try:
         byte_range = _requested_range(request, grant, len(body))
@@ -124,6 +123,16 @@ async def _playlist(
     if request.method == "HEAD":
         return Response(status_code=status, headers=common)
     return Response(body, status_code=status, headers=common)
+
+
+def _signed_playlist(stored: bytes, grant: Grant, signer: MediaSigner) -> bytes:
+    text = stored.decode("utf-8", "surrogateescape")
+    signed = playlists.rewrite(
+        text,
+        playlist_key=grant.key,
+        query_for=lambda key: signer.query(Grant(key=key, expires_at=grant.expires_at)),
+    )
+    return signed.encode("utf-8", "surrogateescape")
 
 
 def _requested_range(request: Request, grant: Grant, size: int) -> ByteRange | None:
