@@ -54,15 +54,13 @@ async def upload(
     return response.json()
 
 
-async def wait_settled(client, token, version_id, timeout: float = 90.0) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        version = (await gql(client, VERSION, {"id": version_id}, token=token)).ok()["node"]
-        if version["status"] in {"READY", "FAILED"}:
-            return version
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"the take did not settle: {version['status']}")
-        await asyncio.sleep(0.1)
+async def wait_settled(client, token, version_id, seconds: float = 90.0) -> dict[str, Any]:
+    async with asyncio.timeout(seconds):
+        while True:
+            version = (await gql(client, VERSION, {"id": version_id}, token=token)).ok()["node"]
+            if version["status"] in {"READY", "FAILED"}:
+                return version
+            await asyncio.sleep(0.1)
 
 
 @pytest.fixture
