@@ -83,17 +83,16 @@ def probe(path: str | Path, *, verify: bool = True) -> ProbeResult:
     if not verify and header.duration_s is None:  # e.g. MediaRecorder's WebM: measure it
         header = _run_ffmpeg(path, decode=True)
         assert header.audio is not None
+    if header.format in ("wav", "aiff"):
+        # ffmpeg clamps a PCM file's length to its size; the chunk header tells what
+        # was meant to be there (a copy or upload cut short).
+        header.duration_s = _stated_pcm_seconds(path, header)
     duration_s = header.measured_s if header.measured_s is not None else header.duration_s
     if header.errors or header.returncode != 0:
         raise MediaError(_damage_message(header, path.name), ffmpeg=header.error_text[-500:])
     if duration_s is None or duration_s <= 0:
         raise MediaError(f"no audio in {path.name}: the stream holds no samples")
-    tagged = read_tags(path, _format_name(header))  # never raises for damaged tags
-    if header.format in ("wav", "aiff"):
-        # ffmpeg clamps a PCM file's length to its size; the chunk header tells what
-        # was meant to be there (a copy or upload cut short prints no error).
-        header.duration_s = _stated_pcm_seconds(path, header, tagged.duration_ms)
-    if _ended_early(header):
+    if _ended_early(header):  # no error printed: the data simply stops
         raise MediaError(_truncated(header, path.name))
     fmt = _format_name(header)
     return ProbeResult(
@@ -103,7 +102,7 @@ def probe(path: str | Path, *, verify: bool = True) -> ProbeResult:
         sample_rate=header.audio.sample_rate,
         channels=header.audio.channels,
         bitrate=_bitrate(path, header, duration_s),
-        tags=_tags(tagged, header.metadata),
+        tags=_tags(read_tags(path, fmt), header.metadata),  # never raises
         cover=_cover(path),
     )
 
@@ -304,29 +303,30 @@ def _ended_early(header: _Header) -> bool:
     )
 
 
-def _stated_pcm_seconds(path: Path, header: _Header, mutagen_ms: int | None) -> float | None:
-    """The length a WAV's 'data' (AIFF's 'SSND') chunk header states, as mutagen read it;
-    ffmpeg's when a streaming writer left the size open (0 or 0xFFFFFFFF)."""
-    if mutagen_ms is None:
-        return header.duration_s
-    if header.format == "wav" and _riff_data_size(path) in (None, 0, 0xFFFFFFFF):
-        return header.duration_s
-    return mutagen_ms / 1000
-
-
-def _riff_data_size(path: Path) -> int | None:
+def _stated_pcm_seconds(path: Path, header: _Header) -> float | None:
+    """The length a WAV's 'data' chunk (AIFF's COMM frame count) states; ffmpeg's own
+    when the header leaves it open (a streaming writer's 0 or 0xFFFFFFFF, RF64)."""
+    assert header.audio is not None
     with path.open("rb") as file:
         head = file.read(1 << 16)
+    big_endian = header.format == "aiff"
     offset = 12
+    byte_rate = 0
     while offset + 8 <= len(head):
-        chunk_id, size = (
-            head[offset : offset + 4],
-            int.from_bytes(head[offset + 4 : offset + 8], "little"),
-        )
-        if chunk_id == b"data":
-            return size
+        chunk_id = head[offset : offset + 4]
+        size = int.from_bytes(head[offset + 4 : offset + 8], "big" if big_endian else "little")
+        body = head[offset + 8 : offset + 8 + min(size, 64)]
+        if chunk_id == b"fmt " and len(body) >= 12:
+            byte_rate = int.from_bytes(body[8:12], "little")
+        elif chunk_id == b"data":
+            if size in (0, 0xFFFFFFFF) or byte_rate == 0:
+                return header.duration_s
+            return size / byte_rate
+        elif chunk_id == b"COMM" and len(body) >= 6:
+            frames = int.from_bytes(body[2:6], "big")
+            return frames / header.audio.sample_rate if frames else header.duration_s
         offset += 8 + size + (size & 1)
-    return None
+    return header.duration_s
 
 
 def _truncated(header: _Header, name: str) -> str:

@@ -155,11 +155,13 @@ def test_truncated_flac(tmp_path: Path) -> None:
         probe(cut)
 
 
-def test_truncated_wav(tmp_path: Path) -> None:
-    wav = mf.write_wav(tmp_path / "take.wav", mf.tone(440, -6, 4), 48000)
-    cut = tmp_path / "cut.wav"
-    cut.write_bytes(wav.read_bytes()[: wav.stat().st_size // 2])
-    with pytest.raises(MediaError, match=r"truncated PCM stream in cut\.wav: only 2\.0 s"):
+@pytest.mark.parametrize("fmt", ["wav", "aiff"])
+def test_truncated_pcm(tmp_path: Path, fmt: str) -> None:
+    wav = mf.write_wav(tmp_path / "source.wav", mf.tone(440, -6, 4), 48000)
+    whole = encoded(wav, tmp_path, fmt)
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(MediaError, match=rf"truncated PCM stream in cut\.{fmt}: only 2\.0 s"):
         probe(cut)
 
 
