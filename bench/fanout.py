@@ -23,7 +23,7 @@ one event, closed), once the N subscribers are connected and the api is idle aga
 after the rounds: the difference over N is the memory per connection.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000 5000] [--rounds 5]
-        [--database sqlite|postgresql] [--redis] [--clients 2] [--no-compression]
+        [--database sqlite|postgresql] [--redis] [--clients 2] [--compression]
         [--app module:factory]
 
 Per round: received/expected (expected: subscriptions still open when triggered),
@@ -533,10 +533,9 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between rounds")
     parser.add_argument(
-        "--no-compression",
-        dest="compression",
-        action="store_false",
-        help="no permessage-deflate (browsers offer it, so the default does)",
+        "--compression",
+        action="store_true",
+        help="permessage-deflate on (uvicorn's default; `backline serve` turns it off)",
     )
     parser.add_argument("--tracks", type=int, default=20, help="tracks in the seeded library")
     parser.add_argument(

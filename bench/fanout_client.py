@@ -236,7 +236,7 @@ async def _open(command: dict[str, Any], token: str) -> ClientConnection:
     socket = await websockets.connect(
         command["url"],
         subprotocols=[websockets.Subprotocol(PROTOCOL)],
-        # A browser offers permessage-deflate too; --no-compression turns it off.
+        # A browser offers permessage-deflate; the api takes it only with --compression.
         compression="deflate" if command["compression"] else None,
         ping_interval=None,  # browsers send no pings; the server's own keep them alive
         open_timeout=ACK_TIMEOUT,

@@ -1,7 +1,8 @@
 """Multiplexed bandEvents over real websockets from a real uvicorn: subscribers of one band
 with the same selection share one execution per event, over both protocols; selections
 that depend on the viewer are still executed per viewer; a member who leaves the band
-stops receiving; an event that fails, for everyone or for one, ends no subscription."""
+stops receiving; an event that fails ends no subscription. Then the parts alone: frames
+written without a task per subscriber, and membership checks batched."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from backend.bands import live
+from backend.bands import live, membership
 from backend.graphql.multiplex import Multiplexer
 from backend.graphql.relay import parse_global_id, to_global_id
+from backend.graphql.subscribers import (
+    MAX_BACKLOG,
+    Subscriber,
+    data_frame_prefix,
+    next_frame_prefix,
+)
 from tests.factories import add_take
 from tests.graphql_client import gql, register
 from tests.live_server import (
@@ -254,3 +262,90 @@ async def test_strangers_and_bad_input_are_refused_as_before(client, server_url)
         assert message["payload"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", message
         assert await next_message(socket_) == {"type": "complete", "id": "t"}
         await socket_.close()
+
+
+# Writing frames: at once when the socket takes them, in order behind a stalled one.
+
+
+class FakeSocket:
+    def __init__(self, *, stalled: bool = False, broken: bool = False) -> None:
+        self.frames: list[str] = []
+        self.open = asyncio.Event()
+        if not stalled:
+            self.open.set()
+        self.broken = broken
+
+    async def send_text(self, frame: str) -> None:
+        if self.broken:
+            raise RuntimeError("Cannot call send once a close message has been sent.")
+        await self.open.wait()  # as uvicorn waits while the transport's buffer is full
+        self.frames.append(frame)
+
+
+async def test_frames_are_written_at_once_and_in_order_behind_a_stalled_socket():
+    fast, slow, broken = FakeSocket(), FakeSocket(stalled=True), FakeSocket(broken=True)
+    subscribers = [
+        Subscriber(context=None, send_text=socket_.send_text, prefix=next_frame_prefix(name))
+        for name, socket_ in (("f", fast), ("s", slow), ("b", broken))
+    ]
+    for payload in ('{"data":1}', '{"data":2}', '{"data":3}'):
+        for subscriber in subscribers:
+            subscriber.deliver(payload)
+    # The fast socket had every frame without a task or a wait; the slow one held no one up.
+    assert fast.frames == [
+        f'{{"id":"f","type":"next","payload":{{"data":{n}}}}}' for n in (1, 2, 3)
+    ]
+    assert subscribers[0]._writer is None and slow.frames == []
+    assert subscribers[2].gone and broken.frames == []
+
+    slow.open.set()
+    await subscribers[1].flush()
+    assert slow.frames == [
+        f'{{"id":"s","type":"next","payload":{{"data":{n}}}}}' for n in (1, 2, 3)
+    ]
+    assert subscribers[1]._writer is None
+    subscribers[1].deliver('{"data":4}')  # writable again: at once
+    assert slow.frames[-1].endswith('{"data":4}}')
+
+
+async def test_a_stalled_socket_keeps_only_the_newest_frames():
+    slow = FakeSocket(stalled=True)
+    subscriber = Subscriber(context=None, send_text=slow.send_text, prefix=data_frame_prefix("1"))
+    for number in range(MAX_BACKLOG + 10):
+        subscriber.deliver(f'{{"data":{number}}}')
+    slow.open.set()
+    await subscriber.flush()
+    assert len(slow.frames) == MAX_BACKLOG + 1  # the one in flight, then the newest
+    assert slow.frames[0] == '{"type":"data","id":"1","payload":{"data":0}}'
+    assert slow.frames[-1].endswith(f'{{"data":{MAX_BACKLOG + 9}}}}}')
+
+
+# Membership checks: many sockets at once, few statements.
+
+
+async def test_membership_checks_are_batched(client, session_factory, app_and_engine):
+    _, engine = app_and_engine
+    band_id, people = await band_with_members(client, "batch", 3)
+    band_pk = parse_global_id(band_id)[1]
+    member_pks = [parse_global_id(user_id)[1] for _, user_id in people]
+    outsider = parse_global_id((await register(client, "nobody"))[1])[1]
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "band_members" in statement:
+            statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        asked = [*member_pks * 100, outsider]
+        answers = await asyncio.gather(
+            *(
+                membership.is_member(session_factory, band_id=band_pk, user_id=user_pk)
+                for user_pk in asked
+            )
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert answers == [True] * (len(asked) - 1) + [False]
+    assert len(statements) <= 2, statements  # 301 sockets asking: one query (or two)
+    assert await membership.member_ids(session_factory, band_id=band_pk) == set(member_pks)
