@@ -19,6 +19,9 @@ BY_SUFFIX = {
     ".ogg": "audio/ogg",
     ".flac": "audio/flac",
     ".wav": "audio/wav",
+    ".aif": "audio/aiff",
+    ".aiff": "audio/aiff",
+    ".mka": "audio/x-matroska",
     ".webm": "audio/webm",
     ".ts": "video/mp2t",
     ".json": "application/json",
@@ -63,15 +66,20 @@ SECURITY = {
 
 
 def content_type(grant: Grant) -> str:
-    """The signed type if there is one (originals), else by suffix (renditions)."""
-    stated = grant.content_type
+    """The signed type if there is one (originals), else by the key's suffix (renditions),
+    else by the signed file name's (an original of unknown type, e.g. a scanned file)."""
+    stated = grant.content_type or _by_suffix(grant.key) or _by_suffix(grant.filename or "")
     if stated is None:
-        suffix = grant.key.rsplit("/", 1)[-1]
-        dot = suffix.rfind(".")
-        stated = BY_SUFFIX.get(suffix[dot:].lower(), OCTET_STREAM) if dot >= 0 else OCTET_STREAM
+        return OCTET_STREAM
     if stated.startswith(_SAFE_PREFIXES) or stated in _SAFE_TYPES:
         return stated
     return OCTET_STREAM
+
+
+def _by_suffix(name: str) -> str | None:
+    last = name.rsplit("/", 1)[-1]
+    dot = last.rfind(".")
+    return BY_SUFFIX.get(last[dot:].lower()) if dot > 0 else None
 
 
 def content_disposition(grant: Grant) -> str | None:

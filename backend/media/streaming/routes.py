@@ -10,8 +10,9 @@ rewritten so that every segment they name carries a signed link (``playlists.py`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
@@ -21,7 +22,7 @@ from starlette.types import Send
 from backend.core.errors import NotFound
 from backend.core.settings import Settings
 from backend.media.signing import MEDIA_PATH, Grant, InvalidSignature, MediaSigner
-from backend.media.storage import InvalidKey, RangeNotSatisfiable, Storage, StorageUnavailable
+from backend.media.storage import InvalidKey, RangeNotSatisfiable, StorageUnavailable
 from backend.media.streaming import headers, playlists
 from backend.media.streaming.ranges import ByteRange, Unsatisfiable, parse_range
 
@@ -30,11 +31,32 @@ from backend.media.streaming.ranges import ByteRange, Unsatisfiable, parse_range
 MAX_PLAYLIST_BYTES = 8 * 1024 * 1024
 
 
+class MediaSource(Protocol):
+    """What the routes read from: a ``Storage``, or anything that reads like one (e.g.
+    a reader that also finds scanned originals in their source)."""
+
+    async def size(self, key: str) -> int: ...
+
+    def open_range(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]: ...
+
+    async def read_bytes(self, key: str) -> bytes: ...
+
+
+def app_storage(request: Request) -> MediaSource:
+    source: MediaSource = request.app.state.storage
+    return source
+
+
 def create_media_router(
-    settings: Settings | None = None, *, signer: MediaSigner | None = None
+    settings: Settings | None = None,
+    *,
+    signer: MediaSigner | None = None,
+    reader: Callable[[Request], MediaSource] = app_storage,
 ) -> APIRouter:
     """The media routes, signing with a key derived from ``settings``' secret key. They
-    read from ``request.app.state.storage``."""
+    read from what ``reader`` gives for a request (by default ``app.state.storage``)."""
     if signer is None:
         if settings is None:
             raise ValueError("create_media_router needs settings or a signer")
@@ -44,7 +66,7 @@ def create_media_router(
 
     @router.api_route(path, methods=["GET", "HEAD"], include_in_schema=False)
     async def media(key: str, request: Request) -> Response:
-        return await serve(request, key=key, signer=signer)
+        return await serve(request, key=key, signer=signer, storage=reader(request))
 
     @router.options(path, include_in_schema=False)
     async def preflight(key: str) -> Response:
@@ -54,7 +76,9 @@ def create_media_router(
     return router
 
 
-async def serve(request: Request, *, key: str, signer: MediaSigner) -> Response:
+async def serve(
+    request: Request, *, key: str, signer: MediaSigner, storage: MediaSource
+) -> Response:
     now = datetime.now(UTC)
     try:
         grant = signer.verify(
@@ -63,7 +87,6 @@ async def serve(request: Request, *, key: str, signer: MediaSigner) -> Response:
     except InvalidSignature as refused:
         message = "This link has expired." if refused.expired else "This link is not valid."
         return _plain(403, message)
-    storage: Storage = request.app.state.storage
     try:
         size = await storage.size(grant.key)
         if grant.key.endswith(".m3u8"):
@@ -78,7 +101,7 @@ async def serve(request: Request, *, key: str, signer: MediaSigner) -> Response:
 
 
 async def _object(
-    request: Request, grant: Grant, size: int, storage: Storage, now: int
+    request: Request, grant: Grant, size: int, storage: MediaSource, now: int
 ) -> Response:
     common = _common_headers(grant, now)
     if headers.none_match(request.headers.get("if-none-match"), headers.etag(grant.key)):
@@ -102,7 +125,7 @@ async def _playlist(
     request: Request,
     grant: Grant,
     size: int,
-    storage: Storage,
+    storage: MediaSource,
     signer: MediaSigner,
     now: int,
 ) -> Response:
