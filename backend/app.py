@@ -28,6 +28,7 @@ from backend.library.watching import SourceWatcher
 from backend.media.originals_http import MediaReader
 from backend.media.storage import create_storage
 from backend.media.streaming import create_media_router
+from backend.media.upload_limit import UploadSizeLimit
 from workers import embedded as embedded_workers
 from workers.broker import create_broker
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prefix="/graphql",
     )
     app.include_router(create_media_router(settings))
+    app.add_middleware(UploadSizeLimit, settings=settings)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

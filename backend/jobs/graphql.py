@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from sqlalchemy import select
@@ -23,6 +24,9 @@ from backend.graphql.relay import (
 )
 from backend.jobs import service as jobs_service
 from backend.jobs.models import Job, JobKind, JobStatus
+
+if TYPE_CHECKING:
+    from backend.library.graphql.types import TrackVersionNode
 
 strawberry.enum(JobKind)
 strawberry.enum(JobStatus)
@@ -61,6 +65,16 @@ class JobNode(RowNode, Node):
     @classmethod
     def row_loader(cls, ctx: Context) -> DataLoader[int, Job | None]:
         return _job(ctx)
+
+    @strawberry.field(description="The take a media job (probe, analyze, transcode) works on.")
+    async def version(
+        self, info: Info
+    ) -> Annotated[TrackVersionNode, strawberry.lazy("backend.library.graphql.types")] | None:
+        if self.row.version_id is None:
+            return None
+        from backend.library.graphql.types import TrackVersionNode
+
+        return await TrackVersionNode.resolve_node(info, self.row.version_id)
 
     @strawberry.field
     def errors(self) -> list[JobError]:

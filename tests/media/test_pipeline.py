@@ -220,3 +220,27 @@ async def test_strangers_cannot_upload_to_a_band(client, member, tmp_path):
     data = click_take(tmp_path / "x.wav", seconds=1)
     body = await upload(client, stranger, band_id, "x.wav", data)
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_an_upload_that_states_an_oversize_length_is_refused_before_it_is_read(
+    client, member, app_and_engine, monkeypatch, tmp_path
+):
+    app, _ = app_and_engine
+    monkeypatch.setattr(app.state.settings, "max_upload_bytes", 100_000)
+    token, band_id = member
+    data = click_take(tmp_path / "set.wav", seconds=20)  # 3.5 MB, past limit + 1 MiB
+    operations = {"query": UPLOAD, "variables": {"band": band_id, "file": None}}
+    response = await client.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.file"]})},
+        files={"0": ("set.wav", data, "audio/wav")},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 413
+    error = response.json()["errors"][0]
+    assert error["extensions"] == {
+        "code": "BAD_USER_INPUT",
+        "field": "file",
+        "reason": "TOO_LARGE",
+        "maxBytes": 100_000,
+    }
