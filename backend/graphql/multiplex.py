@@ -118,15 +118,6 @@ class Multiplexer:
             type(extension).resolve is not SchemaExtension.resolve
             for extension in schema.get_extensions()
         )
-        # Counted for tests and benchmarks.
-        self.shared_executions = 0
-        self.viewer_executions = 0
-
-    def group_count(self) -> int:
-        return len(self._groups)
-
-    def subscriber_count(self) -> int:
-        return sum(len(group.subscribers) for group in self._groups.values())
 
     async def serve(
         self,
@@ -339,7 +330,6 @@ class _Group:
             except ViewerDependent:
                 pass
             if not ctx.viewer_read and result is not None:
-                self.mux.shared_executions += 1
                 payload = self.mux.payload(result, request_id=ctx.request_id)
                 for subscriber in list(self.subscribers):
                     subscriber.deliver(payload)
@@ -369,7 +359,6 @@ class _Group:
             if root is None:
                 return
             result = await self.mux.execute(self.plan, ctx, root)
-            self.mux.viewer_executions += 1
             if subscriber in self.subscribers:
                 subscriber.deliver(self.mux.payload(result, request_id=ctx.request_id))
         except Exception:  # this subscriber misses this event; the others do not
