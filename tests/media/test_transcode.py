@@ -16,6 +16,7 @@ from backend.media.analysis import analyze
 from backend.media.decode import MediaError, find_ffmpeg
 from backend.media.probe import probe
 from backend.media.transcode import (
+    LoudnessMeasurement,
     LoudnessTarget,
     TranscodeCancelled,
     TranscodeResult,
@@ -159,6 +160,22 @@ def test_normalized_with_a_given_measurement_and_target(tmp_path: Path) -> None:
     assert again.normalized_playlist is not None
     measured = analyze(again.normalized_playlist)
     assert measured.loudness_lufs == pytest.approx(-20.0, abs=0.5)
+
+
+def test_normalized_from_the_analysis_measurement(tmp_path: Path) -> None:
+    quiet = 0.1 * mf.stereo(mf.chord_progression("D", "minor", repeats=1))
+    wav = mf.write_wav(tmp_path / "quiet.wav", quiet, 48000)
+    found = analyze(wav)
+    measured = LoudnessMeasurement.from_analysis(
+        integrated_lufs=found.loudness_lufs,
+        range_lu=found.loudness_range_lu,
+        true_peak_dbtp=found.true_peak_dbtp,
+    )
+    result = transcode(
+        wav, tmp_path / "out", hls=False, mp3=False, normalized=True, measured=measured
+    )
+    assert result.normalization == "linear" and result.normalized_playlist is not None
+    assert analyze(result.normalized_playlist).loudness_lufs == pytest.approx(-16.0, abs=0.5)
 
 
 def test_silence_is_not_amplified(tmp_path: Path) -> None:

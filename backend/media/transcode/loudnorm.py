@@ -43,6 +43,26 @@ class LoudnessMeasurement:
     threshold_lufs: float  # the relative gate, integrated - 10 LU
     target_offset_lu: float
 
+    @classmethod
+    def from_analysis(
+        cls,
+        *,
+        integrated_lufs: float | None,
+        range_lu: float | None,
+        true_peak_dbtp: float | None,
+    ) -> LoudnessMeasurement:
+        """The same figures from ``backend.media.analysis.analyze`` (BS.1770 both), so a
+        caller that analysed the take first can skip pass one (loudnorm measures at
+        ~45x realtime, the slowest part of the normalised rendition). None: silence."""
+        integrated = -math.inf if integrated_lufs is None else integrated_lufs
+        return cls(
+            integrated_lufs=integrated,
+            true_peak_dbtp=-math.inf if true_peak_dbtp is None else true_peak_dbtp,
+            range_lu=range_lu or 0.0,
+            threshold_lufs=integrated - 10,  # BS.1770's relative gate
+            target_offset_lu=0.0,  # only loudnorm's dynamic fallback uses it
+        )
+
     @property
     def is_silent(self) -> bool:
         """Nothing above the absolute gate (-70 LUFS): there is nothing to normalise."""
