@@ -27,6 +27,7 @@ import pytest
 from fastapi import FastAPI
 
 from backend.core.settings import Settings
+from backend.media.decode import find_ffmpeg
 from backend.media.signing import (
     Grant,
     InvalidSignature,
@@ -643,6 +644,62 @@ async def test_a_master_playlists_variants_are_signed_all_the_way_down(media: Me
     segment = await media.client.get(variant.url.join(first))
     assert (segment.status_code, segment.content) == (200, b"zero")
     assert str(segment.url).startswith(f"http://{media.host}/media/{HLS}v0/seg_000.m4s?")
+
+
+async def ffmpeg(*arguments: str) -> bytes:
+    """Runs ffmpeg without blocking the loop the server runs on; its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        find_ffmpeg(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        *arguments,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out
+
+
+async def test_a_real_hls_client_plays_the_signed_playlist(media: Media, tmp_path: Path):
+    """ffmpeg as the player: it is given the playlist's link and nothing else, and
+    fetches the init segment and every media segment through the rewritten URIs."""
+    folder = tmp_path / "hls"
+    folder.mkdir()
+    await ffmpeg(
+        *("-f", "lavfi", "-i", "sine=f=440:d=13", "-c:a", "libopus", "-b:a", "64k"),
+        *("-f", "hls", "-hls_time", "4", "-hls_segment_type", "fmp4"),
+        *("-hls_playlist_type", "vod", "-hls_fmp4_init_filename", "init.mp4"),
+        *("-hls_segment_filename", str(folder / "seg_%03d.m4s"), str(folder / "index.m3u8")),
+    )
+    await media.storage.put_directory(folder, prefix="renditions/77/hls/")
+    link = f"http://{media.host}" + media.link("renditions/77/hls/index.m3u8")
+    pcm = await ffmpeg("-i", link, "-f", "s16le", "-ac", "1", "-ar", "8000", "pipe:1")
+    seconds = len(pcm) / 2 / 8000
+    assert 12.5 < seconds < 13.5, seconds
+
+
+async def test_a_real_client_seeks_in_an_original_by_range(media: Media, tmp_path: Path):
+    """ffmpeg as the player of a WAV original (a content-addressed key, no suffix, its
+    type signed): seeking to 0:55 of 1:00 reads from near the end, by Range."""
+    wav = tmp_path / "take.wav"
+    await ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=60", "-ac", "1", "-ar", "44100", str(wav))
+    stored = await media.storage.put_file(wav)
+    link = f"http://{media.host}" + media.link(stored.key, content_type="audio/wav")
+    starts: list[int] = []
+    open_range = media.storage.open_range
+
+    def recording(key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        starts.append(start)
+        return open_range(key, start, end)
+
+    media.storage.open_range = recording  # type: ignore[method-assign]
+    pcm = await ffmpeg("-ss", "55", "-i", link, "-f", "s16le", "-ac", "1", "-ar", "8000", "pipe:1")
+    seconds = len(pcm) / 2 / 8000
+    assert 4.5 < seconds < 5.5, seconds
+    assert max(starts) > stored.size * 0.9, starts
 
 
 async def test_a_playlist_by_head_and_range(media: Media):
