@@ -64,15 +64,26 @@ class JobQueue:
     async def send_committed(
         self, jobs: list[Job], *, session_factory: async_sessionmaker[AsyncSession]
     ) -> None:
-        """Send the messages of committed jobs and note it; a failure leaves the job for
-        the sweeper rather than failing the request that made it."""
+        """Send the messages of committed jobs and note it, in one statement for all (a
+        first scan sends thousands); a failure leaves the unsent ones for the sweeper
+        rather than failing the request that made them."""
+        if not jobs:
+            return
+        # Redis calls block: off the event loop, so a slow broker stalls no request.
+        sent = await asyncio.to_thread(self._send_each, jobs)
+        if not sent:
+            return
+        async with session_factory() as db_session:
+            await jobs_service.mark_enqueued_many(db_session=db_session, job_ids=sent)
+            await db_session.commit()
+
+    def _send_each(self, jobs: list[Job]) -> list[int]:
+        sent = []
         for job in jobs:
             try:
-                # Redis calls block: off the event loop, so a slow broker stalls no request.
-                await asyncio.to_thread(self.send, job)
+                self.send(job)
             except Exception:  # the sweeper sends it again; the request has succeeded
                 logger.warning("job %s: message not sent; the sweeper will retry", job.id)
                 continue
-            async with session_factory() as db_session:
-                await jobs_service.mark_enqueued(db_session=db_session, job_id=job.id)
-                await db_session.commit()
+            sent.append(job.id)
+        return sent

@@ -176,7 +176,17 @@ async def _ask_to_cancel(*, db_session: AsyncSession, job: Job) -> None:
 
 
 async def mark_enqueued(*, db_session: AsyncSession, job_id: int) -> None:
-    await db_session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+    await mark_enqueued_many(db_session=db_session, job_ids=[job_id])
+
+
+async def mark_enqueued_many(*, db_session: AsyncSession, job_ids: list[int]) -> None:
+    for start in range(0, len(job_ids), 1000):  # bound the IN list
+        await db_session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids[start : start + 1000]))
+            .values(enqueued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def stranded(

@@ -120,20 +120,26 @@ async def lock_version(*, db_session: AsyncSession, version_id: int) -> TrackVer
 
 async def settle(*, db_session: AsyncSession, version: TrackVersion) -> bool:
     """After analyze or transcode ended (hold lock_version): READY when the newest of each
-    succeeded, FAILED (with its reason) when one failed. True when the status changed."""
+    succeeded, FAILED (with its reason) when one failed or was cancelled. True when the
+    status changed."""
     newest = (
         select(func.max(Job.id))
         .where(Job.version_id == version.id, Job.kind.in_(AFTER_PROBE))
         .group_by(Job.kind)
     )
     jobs = list(await db_session.scalars(select(Job).where(Job.id.in_(newest))))
-    failed = [job for job in jobs if job.status == JobStatus.FAILED]
+    failed = [job for job in jobs if job.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
     before = version.status
     if version.status == VersionStatus.MISSING:
         return False
     if failed:
         version.status = VersionStatus.FAILED
-        version.failure_reason = failed[0].message
+        job = failed[0]
+        version.failure_reason = (
+            f"{job.kind.value.capitalize()} was cancelled."
+            if job.status == JobStatus.CANCELLED
+            else job.message
+        )
     elif len(jobs) == len(AFTER_PROBE) and all(job.status == JobStatus.SUCCEEDED for job in jobs):
         version.status = VersionStatus.READY
         version.failure_reason = None

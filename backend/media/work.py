@@ -144,8 +144,7 @@ async def run_transcode(ctx: MediaContext, job_id: int) -> None:
                     )
                     keys = await _store_renditions(ctx.storage, version.id, made)
         except transcode.TranscodeCancelled:
-            async with ctx.session_factory() as db:
-                await _end(ctx, db, take.job, JobStatus.CANCELLED, "Cancelled.")
+            await _settle_after(ctx, take, JobStatus.CANCELLED, "Cancelled.")
             return
         except _Failed as failure:
             await _fail(ctx, take, failure.reason)
@@ -233,6 +232,20 @@ async def _fail(ctx: MediaContext, take: _Take, reason: str) -> None:
         if version is not None:
             pipeline.fail_version(version, reason)
         await _end(ctx, db, take.job, JobStatus.FAILED, reason)
+    await publish_version_updated(ctx.publish, band_id=take.job.band_id, version_id=take.version.id)
+
+
+async def _settle_after(ctx: MediaContext, take: _Take, status: JobStatus, why: str) -> None:
+    """End an analyze or transcode job that did not succeed, and settle the take."""
+    async with ctx.session_factory() as db:
+        version = await pipeline.lock_version(db_session=db, version_id=take.version.id)
+        db.add(take.job)
+        jobs_service.finish(take.job, status, message=why)
+        await db.flush()
+        if version is not None:
+            await pipeline.settle(db_session=db, version=version)
+        await db.commit()
+    await publish_job(ctx.publish, take.job)
     await publish_version_updated(ctx.publish, band_id=take.job.band_id, version_id=take.version.id)
 
 
