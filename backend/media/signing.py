@@ -46,7 +46,7 @@ _VERSION = "backline-media/1"
 _EXP = re.compile(r"[1-9][0-9]{0,11}")  # canonical: one spelling per value
 _CONTENT_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", re.IGNORECASE)
 _MAX_FILENAME = 255
-# A whole-minute grid for expiries (at most this coarse): links made within one step are
+# Expiries fall on a grid (at most this coarse, in seconds): links made within one step are
 # identical, so a player's cache still holds the file after the API is asked again.
 _MAX_EXPIRY_STEP = 300
 
@@ -147,8 +147,9 @@ class MediaSigner:
         grant = Grant(
             key=key,
             expires_at=int(found[EXP]),
-            content_type=found.get(CONTENT_TYPE),
-            filename=found.get(FILENAME),
+            # Empty is absent, as when signing (so "&fn=" adds no empty header).
+            content_type=found.get(CONTENT_TYPE) or None,
+            filename=found.get(FILENAME) or None,
             disposition="attachment" if DOWNLOAD in found else "inline",
         )
         expected = self._signature(grant).encode()
