@@ -9,9 +9,15 @@ import pytest
 from backend.feedback.models import Comment, Reaction, ReactionKind, ReactionTarget
 from backend.graphql.relay import parse_global_id
 from backend.library import service as library_service
-from backend.media.models import Analysis
+from backend.media.models import Analysis, Asset, Rendition
 from tests.graphql_client import gql, register
 
+WAVEFORM_META = {
+    "sample_rate": 44100,
+    "channels": 1,
+    "bits": 8,
+    "levels": [{"samples_per_pixel": 256, "length": 100, "key": "sha256/x", "asset_id": None}],
+}
 BAND_PAGE = """
 query BandPage($id: ID!) {
   band(id: $id) {
@@ -27,6 +33,8 @@ query BandPage($id: ID!) {
         latestVersion {
           id label durationMs status
           analysis { bpm key scale loudnessLufs }
+          waveform { length samplesPerPixel url }
+          streams { original mp3 hls cover }
           session { id date }
           reactions { total }
         }
@@ -34,6 +42,7 @@ query BandPage($id: ID!) {
           totalCount
           nodes {
             id number label session { date }
+            streams { original mp3 hls }
             comments(first: 5) {
               totalCount
               nodes { body atMs author { handle } replies(first: 2) { totalCount } }
@@ -52,6 +61,11 @@ async def _seed(session_factory, *, band_id: str, user_id: str, tracks: int) -> 
     _, band_pk = parse_global_id(band_id)
     _, user_pk = parse_global_id(user_id)
     async with session_factory() as db:
+        original = Asset(
+            sha256=f"{tracks:064x}", size_bytes=10, mime="audio/wav", storage_key=f"sha256/{tracks}"
+        )
+        db.add(original)
+        await db.flush()
         for index in range(tracks):
             track = await library_service.get_or_create_track(
                 db_session=db, band_id=band_pk, title=f"Song {index:03d}"
@@ -65,7 +79,25 @@ async def _seed(session_factory, *, band_id: str, user_id: str, tracks: int) -> 
                 version = await library_service.add_version(
                     db_session=db, track=track, session=session, original_filename="take.wav"
                 )
-                db.add(Analysis(version_id=version.id, bpm=120.0, key="A", scale="minor"))
+                version.asset_id = original.id
+                version.cover_asset_id = original.id
+                db.add(
+                    Analysis(
+                        version_id=version.id,
+                        bpm=120.0,
+                        key="A",
+                        scale="minor",
+                        waveform_meta=WAVEFORM_META,
+                    )
+                )
+                for format, name in (("hls", "index.m3u8"), ("mp3", "fallback.mp3")):
+                    db.add(
+                        Rendition(
+                            version_id=version.id,
+                            format=format,
+                            storage_key=f"renditions/{version.id}/{format}/{name}",
+                        )
+                    )
                 parent = Comment(
                     band_id=band_pk,
                     version_id=version.id,
@@ -120,6 +152,8 @@ async def _statements_for_band_page(client, session_factory, statement_counter, 
     assert len(data["nodes"]) == tracks
     first = data["nodes"][0]
     assert first["latestVersion"]["analysis"]["key"] == "A"
+    assert first["latestVersion"]["waveform"]["length"] == 100
+    assert "/media/renditions/" in first["versions"]["nodes"][0]["streams"]["hls"]
     assert first["versions"]["totalCount"] == 3
     assert first["commentCount"] == 6
     assert first["versions"]["nodes"][0]["comments"]["nodes"][0]["replies"]["totalCount"] == 1
