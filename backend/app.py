@@ -131,7 +131,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         prefix="/graphql",
     )
-    app.include_router(create_media_router(settings))
+    # Signed links read stored files and, for scanned takes, originals in their source.
+    app.include_router(
+        create_media_router(settings, reader=lambda request: request.app.state.media_reader)
+    )
     app.add_middleware(UploadSizeLimit, settings=settings)
 
     @app.get("/healthz")
