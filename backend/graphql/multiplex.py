@@ -20,6 +20,7 @@ the ordinary Strawberry way, so errors read exactly as before."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 from collections import OrderedDict
@@ -257,6 +258,11 @@ class Multiplexer:
             del self._groups[group.key]
 
 
+class _Outcome(enum.Enum):
+    SKIP = "nothing to send (what the event names is gone)"
+    PER_VIEWER = "the selection asks who the viewer is"
+
+
 class _Group:
     """Subscribers of one channel with one plan, and the one bus subscription they share."""
 
@@ -313,28 +319,33 @@ class _Group:
                 subscriber.end(None)  # the stream is over (the bus closed)
 
     async def _dispatch(self, message: Message) -> None:
-        source = self.plan.source
         async with self._shared_context() as ctx:
-            allowed = await source.audience(ctx, self.channel, message)
+            # Who may still receive it, and the result for all: read side by side.
+            allowed, shared = await asyncio.gather(
+                self.plan.source.audience(ctx, self.channel, message),
+                self._shared_payload(ctx, message),
+            )
+        for subscriber in list(self.subscribers):
+            if subscriber.viewer_id not in allowed:
+                self._refuse(subscriber)
+        if shared is _Outcome.PER_VIEWER:
+            await self._each_viewer(message)
+        elif shared is not _Outcome.SKIP:
             for subscriber in list(self.subscribers):
-                if subscriber.viewer_id not in allowed:
-                    self._refuse(subscriber)
-            if not self.subscribers:
-                return
-            result = None
-            try:
-                root = await source.to_root(ctx, message)
-                if root is None:
-                    return
-                result = await self.mux.execute(self.plan, ctx, root)
-            except ViewerDependent:
-                pass
-            if not ctx.viewer_read and result is not None:
-                payload = self.mux.payload(result, request_id=ctx.request_id)
-                for subscriber in list(self.subscribers):
-                    subscriber.deliver(payload)
-                return
-        await self._each_viewer(message)
+                subscriber.deliver(shared)
+
+    async def _shared_payload(self, ctx: SharedContext, message: Message) -> str | _Outcome:
+        """The serialised result every subscriber gets, executed once."""
+        try:
+            root = await self.plan.source.to_root(ctx, message)
+            if root is None:
+                return _Outcome.SKIP
+            result = await self.mux.execute(self.plan, ctx, root)
+        except ViewerDependent:
+            return _Outcome.PER_VIEWER
+        if ctx.viewer_read:  # even if a resolver swallowed the refusal
+            return _Outcome.PER_VIEWER
+        return self.mux.payload(result, request_id=ctx.request_id)
 
     def _refuse(self, subscriber: Subscriber) -> None:
         error = self.plan.source.refusal()
