@@ -12,7 +12,8 @@ subscriber, each with its own access token: every connection is a different user
 ``--clients`` load processes (bench/fanout_client.py, websockets on uvloop) open the N
 websockets: graphql-transport-ws connection_init, connection_ack, then subscribe to
 ``bandEvents(bandId)`` with the README's selection (``CommentAdded { comment { body author
-{ handle } } }``). Then ``--rounds`` times: one comment is added through the ``addComment``
+{ handle } } }``; ``--viewer-field`` adds ``email``, which only its owner sees, so the api
+executes that selection per subscriber instead of once per event). Then ``--rounds`` times: one comment is added through the ``addComment``
 mutation (the cheapest real event: one INSERT, then CommentAdded on the band's channel)
 and each subscriber's delivery latency is the time from just before the mutation is sent
 to its client process reading the event. Both sides read ``time.monotonic()``, one
@@ -23,7 +24,7 @@ one event, closed), once the N subscribers are connected and the api is idle aga
 after the rounds: the difference over N is the memory per connection.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000 5000] [--rounds 5]
-        [--database sqlite|postgresql] [--redis] [--clients 2] [--compression]
+        [--database sqlite|postgresql] [--redis] [--clients 2] [--compression] [--viewer-field]
         [--app module:factory]
 
 Per round: received/expected (expected: subscriptions still open when triggered),
@@ -333,6 +334,7 @@ async def bench_subscribers(count: int, setup: Setup, label: str) -> Run:
                 "tokens": tokens,
                 "concurrency": args.connect_concurrency,
                 "compression": args.compression,
+                "viewer_field": args.viewer_field,
             }
 
         # Warm-up: imports, schema, statement caches, the first of everything.
@@ -537,6 +539,11 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="permessage-deflate on (uvicorn's default; `backline serve` turns it off)",
     )
+    parser.add_argument(
+        "--viewer-field",
+        action="store_true",
+        help="select the author's email too: a result per viewer, executed per subscriber",
+    )
     parser.add_argument("--tracks", type=int, default=20, help="tracks in the seeded library")
     parser.add_argument(
         "--app",
@@ -563,6 +570,7 @@ async def main(args: argparse.Namespace) -> None:
         f"log level warning), {bus} event bus; clients: {args.clients} load processes "
         f"(websockets {_version('websockets')}, uvloop), "
         f"permessage-deflate {'on' if args.compression else 'off'}; "
+        f"selection: {'per viewer (author email)' if args.viewer_field else 'shared'}; "
         f"RLIMIT_NOFILE {limit}, somaxconn {somaxconn}"
     )
     print("\n".join(header), flush=True)

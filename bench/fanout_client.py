@@ -39,6 +39,9 @@ BAND_EVENTS = """subscription($id: ID!) { bandEvents(bandId: $id) {
   ... on CommentAdded { comment { body author { handle } } }
   ... on JobUpdated { job { status } }
 } }"""
+# --viewer-field: the same, plus a field only the viewer may see (each subscriber's own
+# result, so the api executes the selection once per subscriber, not once per event).
+BAND_EVENTS_PER_VIEWER = BAND_EVENTS.replace("author { handle }", "author { handle email }")
 ACK_TIMEOUT = 60  # seconds for connection_ack, however busy the server is
 SAMPLES = 5  # error messages reported back, of each kind
 
@@ -256,7 +259,10 @@ async def _open(command: dict[str, Any], token: str) -> ClientConnection:
         subscribe = {
             "id": "band",
             "type": "subscribe",
-            "payload": {"query": BAND_EVENTS, "variables": {"id": command["band"]}},
+            "payload": {
+                "query": BAND_EVENTS_PER_VIEWER if command.get("viewer_field") else BAND_EVENTS,
+                "variables": {"id": command["band"]},
+            },
         }
         await socket.send(json.dumps(subscribe))
     except BaseException:
