@@ -170,7 +170,12 @@ async def _begin(ctx: MediaContext, job_id: int, *, processing: bool = False) ->
     async with ctx.session_factory() as db:
         job = await jobs_service.start(db_session=db, job_id=job_id)
         if job is None:
+            gave_up = await _gave_up(db, job_id)
             await db.commit()
+            if gave_up is not None:
+                await publish_version_updated(
+                    ctx.publish, band_id=gave_up[0], version_id=gave_up[1]
+                )
             return None
         version = await db.get(TrackVersion, job.version_id) if job.version_id else None
         if version is None or version.status == VersionStatus.MISSING:
@@ -188,6 +193,19 @@ async def _begin(ctx: MediaContext, job_id: int, *, processing: bool = False) ->
     if changed:
         await publish_version_updated(ctx.publish, band_id=job.band_id, version_id=version.id)
     return _Take(job=job, version=version, source=source, asset=asset)
+
+
+async def _gave_up(db: AsyncSession, job_id: int) -> tuple[int, int] | None:
+    """A job no worker could finish ends FAILED in ``start``; its take fails with it
+    rather than waiting for it forever. (band id, version id) when that happened now."""
+    job = await db.get(Job, job_id)
+    if job is None or job.status != JobStatus.FAILED or job.version_id is None:
+        return None
+    version = await pipeline.lock_version(db_session=db, version_id=job.version_id)
+    if version is None or version.status not in (VersionStatus.PENDING, VersionStatus.PROCESSING):
+        return None
+    pipeline.fail_version(version, job.message or "The work on this take kept failing.")
+    return job.band_id, version.id
 
 
 @contextlib.asynccontextmanager

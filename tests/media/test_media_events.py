@@ -182,3 +182,47 @@ async def test_jobs_progress_follows_a_transcode_to_its_end(client, member, serv
     assert progress == sorted(progress)
     assert body["data"]["uploadVersion"]["status"] == "PENDING"
     assert JobStatus.SUCCEEDED.value == updates[-1]["status"]
+
+
+async def test_a_take_whose_job_no_worker_could_finish_fails_instead_of_waiting(
+    client, member, session_factory, app_and_engine
+):
+    from dramatiq.brokers.stub import StubBroker
+
+    from backend.graphql.relay import parse_global_id
+    from backend.jobs.queue import JobQueue
+    from backend.library.models import TrackVersion, VersionStatus
+    from backend.media import work
+    from tests.factories import add_take
+
+    app, _ = app_and_engine
+    _, band_id = member
+    version = await add_take(session_factory, band_id=band_id, title="Stuck")
+    async with session_factory() as db:
+        job = Job(
+            band_id=parse_global_id(band_id)[1],
+            kind=JobKind.PROBE,
+            status=JobStatus.RUNNING,
+            version_id=version.id,
+            attempts=5,
+            message="Interrupted (an error, logged by the worker); trying again.",
+            payload={},
+            errors=[],
+        )
+        db.add(job)
+        await db.get(TrackVersion, version.id)
+        await db.commit()
+    ctx = work.MediaContext(
+        session_factory=session_factory,
+        settings=app.state.settings,
+        publish=app.state.bus.publish,
+        storage=app.state.storage,
+        queue=JobQueue(StubBroker()),
+    )
+    await work.run_probe(ctx, job.id)
+    async with session_factory() as db:
+        ended = await db.get(Job, job.id)
+        take = await db.get(TrackVersion, version.id)
+    assert ended.status == JobStatus.FAILED
+    assert take.status == VersionStatus.FAILED
+    assert take.failure_reason.startswith("Gave up after 5 attempts")
