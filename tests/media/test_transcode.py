@@ -230,6 +230,20 @@ def test_a_new_transcode_replaces_the_old_one(rehearsal: Path, tmp_path: Path) -
     assert (out / "hls" / "index.m3u8").is_file()
 
 
+def test_odd_folder_and_file_names(
+    rehearsal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    odd = tmp_path / "take:2 50% final"
+    odd.mkdir()
+    source = odd / "take:2 50%.wav"
+    shutil.copyfile(rehearsal, source)
+    monkeypatch.chdir(odd)
+    result = transcode(Path(source.name), Path("out:1"), probed=probe(source))
+    assert result.hls_playlist is not None
+    assert len(playlist_entries(result.hls_playlist)) == 4
+    assert (odd / "out:1" / "hls" / "seg-00000.m4s").is_file()
+
+
 def test_failure_is_a_media_error_and_leaves_nothing(tmp_path: Path) -> None:
     text = tmp_path / "notes.wav"
     text.write_text("not audio at all\n")

@@ -98,12 +98,13 @@ def transcode(
     work = Path(tempfile.mkdtemp(prefix=".transcode-", dir=output_dir))
     try:
         args = ["-i", f"file:{source.resolve()}"]
+        # Output paths are relative to the work folder, ffmpeg's working directory.
         if hls:
             (work / outputs.HLS_DIR).mkdir()
-            args += outputs.hls_args(work / outputs.HLS_DIR, channels=info.channels)
+            args += outputs.hls_args(Path(outputs.HLS_DIR), channels=info.channels)
         if mp3:
             args += outputs.mp3_args(
-                work / outputs.MP3_FILE, sample_rate=info.sample_rate, channels=info.channels
+                Path(outputs.MP3_FILE), sample_rate=info.sample_rate, channels=info.channels
             )
         if measure:
             args += outputs.measure_args(loudnorm.measure_filter(target))
@@ -111,6 +112,7 @@ def transcode(
         if first:
             done = run_ffmpeg(
                 args,
+                cwd=work,
                 name=source.name,
                 duration_s=duration_s,
                 progress=parts.part(0),
@@ -123,7 +125,7 @@ def transcode(
             assert measured is not None
             normalization = _normalize(
                 source,
-                work / outputs.NORMALIZED_DIR,
+                work,
                 info,
                 target=target,
                 measured=measured,
@@ -154,7 +156,7 @@ def transcode(
 
 def _normalize(
     source: Path,
-    folder: Path,
+    work: Path,
     info: ProbeResult,
     *,
     target: LoudnessTarget,
@@ -164,14 +166,17 @@ def _normalize(
     strict: bool,
 ) -> str:
     """Pass 2: the HLS rendition through loudnorm with pass 1's figures."""
-    folder.mkdir()
+    (work / outputs.NORMALIZED_DIR).mkdir()
     # Silence has no loudness to bring to a target (loudnorm would amplify noise by
     # 50 dB or more): it is encoded as it is.
     audio_filter = None if measured.is_silent else loudnorm.apply_filter(target, measured)
     args = ["-i", f"file:{source.resolve()}"]
-    args += outputs.hls_args(folder, channels=info.channels, audio_filter=audio_filter)
+    args += outputs.hls_args(
+        Path(outputs.NORMALIZED_DIR), channels=info.channels, audio_filter=audio_filter
+    )
     done = run_ffmpeg(
         args,
+        cwd=work,
         name=source.name,
         duration_s=info.duration_ms / 1000,
         progress=progress,

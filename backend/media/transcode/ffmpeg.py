@@ -17,6 +17,7 @@ import subprocess
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from backend.media.decode import MediaError, explain_ffmpeg_error, find_ffmpeg
@@ -44,6 +45,7 @@ class FfmpegOutput:
 def run_ffmpeg(
     args: Sequence[str],
     *,
+    cwd: Path,
     name: str,
     duration_s: float | None,
     progress: Progress | None = None,
@@ -59,7 +61,7 @@ def run_ffmpeg(
     command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
     command += ["-progress", "pipe:1", "-stats_period", _PROGRESS_PERIOD_S, *args]
     proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     log = _Log()
     try:
@@ -73,13 +75,24 @@ def run_ffmpeg(
             if pipe is not None:
                 pipe.close()
     if code != 0 or (strict and log.errors):
-        raise MediaError(
-            explain_ffmpeg_error(list(log.errors), name=name),
-            ffmpeg=" | ".join(log.errors)[-500:],
-        )
+        raise MediaError(_explain(list(log.errors), name), ffmpeg=" | ".join(log.errors)[-500:])
     if progress is not None:
         progress(1.0)
     return FfmpegOutput(errors=list(log.errors), json_blocks=log.json_blocks)
+
+
+# What ffmpeg says when it cannot write an output (rather than read the source).
+_WRITE_FAILURES = ("Error opening output", "Failed to open file", "Error muxing", "muxer")
+
+
+def _explain(errors: list[str], name: str) -> str:
+    text = "\n".join(errors)
+    if "No space left on device" in text:
+        return f"the disk is full: the renditions of {name} could not be written"
+    if any(marker in text for marker in _WRITE_FAILURES):
+        reason = errors[-1].rsplit("] ", 1)[-1] if errors else "ffmpeg failed"
+        return f"the renditions of {name} could not be written ({reason})"
+    return explain_ffmpeg_error(errors, name=name)
 
 
 def _follow(

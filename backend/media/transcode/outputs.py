@@ -41,6 +41,9 @@ def mp3_rate(sample_rate: int) -> int:
 
 
 def hls_args(folder: Path, *, channels: int, audio_filter: str | None = None) -> list[str]:
+    """``folder`` relative to ffmpeg's working directory (transcode runs it in the work
+    folder): the segment name is a pattern, and a '%' or ':' in the folders above could
+    read as part of it or as a protocol."""
     args = ["-map", "0:a:0", "-map_metadata", "-1", "-vn", "-sn", "-dn"]
     if audio_filter:
         args += ["-af", audio_filter]
