@@ -69,18 +69,20 @@ class ProbeResult:
     cover: CoverArt | None = None
 
 
-def probe(path: str | Path, *, verify: bool = True) -> ProbeResult:
+def probe(path: str | Path, *, verify: bool = True, name: str | None = None) -> ProbeResult:
     """Describe the audio file at ``path``; raises ``MediaError`` saying why it cannot.
 
     ``verify`` (the default) decodes the whole first audio stream to measure its length
     and to find damage. That costs ffmpeg's decode alone, per hour of audio about 1 s of
     CPU for WAV, 3 s for FLAC, 5 s for MP3, 12 s for Opus (bench/media.py).
+    ``name``: the file's name in messages, if not its own (a scratch copy of an upload).
     """
     path = Path(path)
-    _check_is_file(path)
+    name = name or path.name
+    _check_is_file(path, name)
     header = _run_ffmpeg(path, decode=verify)
     if header.audio is None:
-        raise MediaError(header.explain_failure(path.name))
+        raise MediaError(header.explain_failure(name))
     if not verify and header.duration_s is None:  # e.g. MediaRecorder's WebM: measure it
         header = _run_ffmpeg(path, decode=True)
         assert header.audio is not None
@@ -90,11 +92,11 @@ def probe(path: str | Path, *, verify: bool = True) -> ProbeResult:
         header.duration_s = _stated_pcm_seconds(path, header)
     duration_s = header.measured_s if header.measured_s is not None else header.duration_s
     if header.errors or header.returncode != 0:
-        raise MediaError(_damage_message(header, path.name), ffmpeg=header.error_text[-500:])
+        raise MediaError(_damage_message(header, name), ffmpeg=header.error_text[-500:])
     if duration_s is None or duration_s <= 0:
-        raise MediaError(f"no audio in {path.name}: the stream holds no samples")
+        raise MediaError(f"no audio in {name}: the stream holds no samples")
     if _ended_early(header):  # no error printed: the data simply stops
-        raise MediaError(_truncated(header, path.name))
+        raise MediaError(_truncated(header, name))
     fmt = _format_name(header)
     return ProbeResult(
         duration_ms=round(duration_s * 1000),
@@ -108,12 +110,12 @@ def probe(path: str | Path, *, verify: bool = True) -> ProbeResult:
     )
 
 
-def _check_is_file(path: Path) -> None:
+def _check_is_file(path: Path, name: str) -> None:
     if not path.is_file():
         what = "a folder, not a file" if path.is_dir() else "file not found"
-        raise MediaError(f"{what}: {path.name}")
+        raise MediaError(f"{what}: {name}")
     if path.stat().st_size == 0:
-        raise MediaError(f"empty file (0 bytes): {path.name}")
+        raise MediaError(f"empty file (0 bytes): {name}")
 
 
 # --- ffmpeg's view -------------------------------------------------------------------

@@ -146,6 +146,13 @@ def test_text_renamed_wav(tmp_path: Path) -> None:
         probe(path)
 
 
+def test_messages_name_the_file_as_people_know_it(tmp_path: Path) -> None:
+    path = tmp_path / "upload-3f2a.tmp"
+    path.write_text("not audio")
+    with pytest.raises(MediaError, match=r"^not an audio file: Groove take 2\.wav"):
+        probe(path, name="Groove take 2.wav")
+
+
 def test_truncated_flac(tmp_path: Path) -> None:
     wav = mf.write_wav(tmp_path / "take.wav", mf.stereo(mf.chord_progression("C", "major")), 44100)
     flac = mf.encode(wav, tmp_path / "take.flac", "flac")

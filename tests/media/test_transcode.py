@@ -252,6 +252,13 @@ def test_failure_is_a_media_error_and_leaves_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_messages_use_the_given_name(tmp_path: Path) -> None:
+    text = tmp_path / "scratch-1234"
+    text.write_text("not audio at all\n")
+    with pytest.raises(MediaError, match=r"not an audio file: take 2\.flac"):
+        transcode(text, tmp_path / "out", name="take 2.flac")
+
+
 def test_damaged_source_mid_transcode(tmp_path: Path) -> None:
     wav = mf.write_wav(tmp_path / "take.wav", mf.stereo(mf.chord_progression("C", "major")), 44100)
     flac = mf.encode(wav, tmp_path / "take.flac", "flac")

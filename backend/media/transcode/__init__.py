@@ -62,6 +62,7 @@ def transcode(
     source: str | Path,
     output_dir: str | Path,
     *,
+    name: str | None = None,
     hls: bool = True,
     mp3: bool = True,
     normalized: bool = False,
@@ -74,6 +75,8 @@ def transcode(
 ) -> TranscodeResult:
     """Write the asked renditions of ``source`` into ``output_dir``.
 
+    ``name``: the file's name as people know it (the upload's, not a scratch copy's),
+    for error messages; the source's own name by default.
     ``probed``: the source's probe, if the caller has it (its duration drives
     ``progress``, its rate and channels the output formats); else a quick probe runs.
     ``progress(fraction)`` is called from 0 to 1.0; ``cancel()`` is asked a few times
@@ -84,7 +87,8 @@ def transcode(
     if not (hls or mp3 or normalized):
         raise ValueError("ask for at least one rendition")
     source, output_dir = Path(source), Path(output_dir)
-    info = probed or probe(source, verify=False)
+    name = name or source.name
+    info = probed or probe(source, verify=False, name=name)
     duration_s = info.duration_ms / 1000
     measure = normalized and measured is None
     first = [name for name, wanted in (("hls", hls), ("mp3", mp3), ("measure", measure)) if wanted]
@@ -113,19 +117,20 @@ def transcode(
             done = run_ffmpeg(
                 args,
                 cwd=work,
-                name=source.name,
+                name=name,
                 duration_s=duration_s,
                 progress=parts.part(0),
                 cancel=cancel,
                 strict=strict,
             )
             if measure:
-                measured = _measurement(done.json_blocks, source.name)
+                measured = _measurement(done.json_blocks, name)
         if normalized:
             assert measured is not None
             normalization = _normalize(
                 source,
                 work,
+                name,
                 info,
                 target=target,
                 measured=measured,
@@ -157,6 +162,7 @@ def transcode(
 def _normalize(
     source: Path,
     work: Path,
+    name: str,
     info: ProbeResult,
     *,
     target: LoudnessTarget,
@@ -177,7 +183,7 @@ def _normalize(
     done = run_ffmpeg(
         args,
         cwd=work,
-        name=source.name,
+        name=name,
         duration_s=info.duration_ms / 1000,
         progress=progress,
         cancel=cancel,
