@@ -246,6 +246,39 @@ async def test_an_event_that_fails_ends_no_subscription(
         await socket_.close()
 
 
+async def test_a_per_viewer_failure_is_that_viewers_alone(
+    client, server_url, session_factory, monkeypatch
+):
+    band_id, people = await band_with_members(client, "solo", 3)
+    version = await add_take(session_factory, band_id=band_id, title="wobbly")
+    version_id = to_global_id("TrackVersion", version.id)
+    sockets = await open_subscriptions(
+        server_url, [token for token, _ in people], PERSONAL, band_id
+    )
+    await asyncio.sleep(0.3)
+
+    unlucky = parse_global_id(people[1][1])[1]
+    original = live.to_event
+    failures = iter([True])
+
+    async def flaky(ctx: Any, event: dict[str, Any]) -> Any:
+        per_viewer = type(ctx).__name__ != "SharedContext"
+        if per_viewer and ctx.viewer_id == unlucky and next(failures, False):
+            raise ConnectionError("this viewer's load failed")
+        return await original(ctx, event)
+
+    monkeypatch.setattr(live, "to_event", flaky)
+    await gql(client, ADD_COMMENT, {"v": version_id, "b": "first"}, token=people[0][0])
+    await gql(client, ADD_COMMENT, {"v": version_id, "b": "second"}, token=people[0][0])
+    bodies = [
+        [event_of(await next_message(s))["comment"]["body"] for _ in range(2 if i != 1 else 1)]
+        for i, s in enumerate(sockets)
+    ]
+    assert bodies == [["first", "second"], ["second"], ["first", "second"]]
+    for socket_ in sockets:
+        await socket_.close()
+
+
 async def test_strangers_and_bad_input_are_refused_as_before(client, server_url):
     band_id, _ = await band_with_members(client, "closed", 1)
     stranger, _ = await register(client, "outsider")
