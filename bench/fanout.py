@@ -13,10 +13,11 @@ subscriber, each with its own access token: every connection is a different user
 websockets: graphql-transport-ws connection_init, connection_ack, then subscribe to
 ``bandEvents(bandId)`` with the README's selection (``CommentAdded { comment { body author
 { handle } } }``; ``--viewer-field`` adds ``email``, which only its owner sees, so the api
-executes that selection per subscriber instead of once per event). Then ``--rounds`` times: one comment is added through the ``addComment``
-mutation (the cheapest real event: one INSERT, then CommentAdded on the band's channel)
-and each subscriber's delivery latency is the time from just before the mutation is sent
-to its client process reading the event. Both sides read ``time.monotonic()``, one
+executes that selection per subscriber instead of once per event). Then ``--rounds``
+times: one comment is added through the ``addComment`` mutation (the cheapest real event:
+one INSERT, then CommentAdded on the band's channel) and each subscriber's delivery
+latency is the time from just before the mutation is sent to its client process reading
+the event. Both sides read ``time.monotonic()``, one
 clock for every process of a Linux machine, so no alignment is needed.
 
 The api's RSS (``/proc/<pid>/status`` VmRSS) is read after a warm-up (a few subscribers,
