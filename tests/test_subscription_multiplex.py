@@ -187,6 +187,47 @@ async def test_viewer_dependent_fields_are_executed_per_viewer(
         await socket_.close()
 
 
+async def test_reaction_counts_are_shared_unless_viewer_reacted_is_asked(
+    client, server_url, session_factory, executions, monkeypatch
+):
+    band_id, people = await band_with_members(client, "likes", 3)
+    version = await add_take(session_factory, band_id=band_id, title="hit")
+    version_id = to_global_id("TrackVersion", version.id)
+    counts_only = """subscription($id: ID!) { bandEvents(bandId: $id) {
+      ... on ReactionChanged { targetId summary { total counts { kind count } } } } }"""
+    sockets = await open_subscriptions(
+        server_url, [people[0][0], people[1][0]], counts_only, band_id
+    )
+    sockets += await open_subscriptions(server_url, [people[2][0]], PERSONAL, band_id)
+    await asyncio.sleep(0.3)
+    reads = []
+    original = live._reactors
+
+    async def counting(*args: Any) -> Any:
+        reads.append(args[1:])
+        return await original(*args)
+
+    monkeypatch.setattr(live, "_reactors", counting)
+    react = "mutation($t: ID!) { react(targetId: $t, kind: LOVE) { total } }"
+    await gql(client, react, {"t": version_id}, token=people[1][0])
+    shared = {
+        "targetId": version_id,
+        "summary": {"total": 1, "counts": [{"kind": "LOVE", "count": 1}]},
+    }
+    assert [event_of(await next_message(s)) for s in sockets[:2]] == [shared, shared]
+    personal = event_of(await next_message(sockets[2]))["summary"]
+    assert personal == {
+        "total": 1,
+        "counts": [{"kind": "LOVE", "count": 1, "viewerReacted": False}],
+    }
+    # The counts group executed once; the viewerReacted group tried once, then per viewer;
+    # who reacted was read once for both.
+    assert sorted(executions) == ["shared", "shared", "viewer"]
+    assert len(reads) == 1
+    for socket_ in sockets:
+        await socket_.close()
+
+
 async def test_a_member_who_leaves_stops_receiving(client, server_url, session_factory):
     band_id, people = await band_with_members(client, "leave", 3)
     version = await add_take(session_factory, band_id=band_id, title="goodbye")

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Sequence
 from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy import select
 
 from backend.accounts.graphql import user_loader
 from backend.accounts.models import User
 from backend.bands import membership
 from backend.core.errors import BacklineError, NotFound
 from backend.core.events import Message
-from backend.feedback.graphql import CommentNode, ReactionSummary, reaction_summary
-from backend.feedback.models import Comment, ReactionTarget
+from backend.feedback.graphql import CommentNode, ReactionCount, ReactionSummary
+from backend.feedback.models import Comment, Reaction, ReactionKind, ReactionTarget
 from backend.graphql.context import Context, Info
 from backend.graphql.relay import from_global_id, to_global_id
 from backend.jobs import service as jobs_service
@@ -45,12 +46,59 @@ class CommentAdded:
 class ReactionChanged:
     target_id: strawberry.ID
     target: strawberry.Private[tuple[ReactionTarget, int]]
+    event: strawberry.Private[Message]
 
-    # Resolved when selected, not when the event is loaded: the summary carries the
-    # viewer's own reactions, so only a selection that asks for it is per viewer.
     @strawberry.field
     async def summary(self, info: Info) -> ReactionSummary:
-        return await reaction_summary(info, *self.target)
+        ctx = info.context
+        target_type, target_id = self.target
+        reactors = await _shared(
+            self.event,
+            ("reactions", target_type, target_id),
+            lambda: _reactors(ctx, target_type, target_id),
+        )
+        # Who the viewer is matters only where viewerReacted is asked for: without it,
+        # every subscriber gets the same summary and the multiplexer executes it once.
+        if _selects(info.selected_fields, "viewerReacted"):
+            return _summary(reactors, ctx.viewer_id)
+        return _summary(reactors, None)
+
+
+async def _reactors(
+    ctx: Context, target_type: ReactionTarget, target_id: int
+) -> dict[ReactionKind, frozenset[int]]:
+    """Who reacted with each kind: one read per event, whoever asks."""
+    async with ctx.session_factory() as db_session:
+        rows = await db_session.execute(
+            select(Reaction.kind, Reaction.user_id).where(
+                Reaction.target_type == target_type, Reaction.target_id == target_id
+            )
+        )
+        users: dict[ReactionKind, set[int]] = {}
+        for kind, user_id in rows:
+            users.setdefault(kind, set()).add(user_id)
+    return {kind: frozenset(ids) for kind, ids in users.items()}
+
+
+def _summary(
+    reactors: dict[ReactionKind, frozenset[int]], viewer_id: int | None
+) -> ReactionSummary:
+    # As feedback.graphql's summaries: kinds with at least one, in ReactionKind's order.
+    # Without a viewer, viewerReacted is not selected and its False is never sent.
+    counts = [
+        ReactionCount(kind=kind, count=len(users), viewer_reacted=viewer_id in users)
+        for kind in ReactionKind
+        if (users := reactors.get(kind))
+    ]
+    return ReactionSummary(total=sum(count.count for count in counts), counts=counts)
+
+
+def _selects(selections: Sequence[Any], name: str) -> bool:
+    """Whether a field of that name is anywhere in the selection, fragments included."""
+    return any(
+        getattr(selection, "name", None) == name or _selects(selection.selections, name)
+        for selection in selections
+    )
 
 
 @strawberry.type
@@ -123,7 +171,9 @@ async def to_event(ctx: Context, event: Message) -> Any:
     if kind == "ReactionChanged":
         target = ReactionTarget(event["target_type"])
         global_id = to_global_id(_TARGET_TYPE_NAMES[target], event["target_id"])
-        return ReactionChanged(target_id=global_id, target=(target, event["target_id"]))
+        return ReactionChanged(
+            target_id=global_id, target=(target, event["target_id"]), event=event
+        )
     if kind == "JobUpdated":
         return JobUpdated(job=JobNode.from_row(jobs_service.from_snapshot(event["job"])))
     return None
