@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -235,18 +236,42 @@ def _mutagen_classes() -> dict[str, type[mutagen.FileType]]:
 _MUTAGEN_FOR_FORMAT = _mutagen_classes()
 
 
-def read_tags(fileobj: BinaryIO | str | Path, format: str | None = None) -> Tags:
+def read_tags(
+    fileobj: BinaryIO | str | Path,
+    format: str | None = None,
+    *,
+    head: bytes | None = None,
+    size: int | None = None,
+) -> Tags:
     """Tags and stream facts of an audio file (seekable; its position is not kept).
 
     Never raises for a broken or unknown file: that gives an empty Tags (logged at
     debug). A path that cannot be opened raises OSError, since that is no fault of the
-    file's content. WebM and RF64 files give empty Tags: mutagen cannot read them and
-    the probe fills their facts in. ``format`` (from sniff_format/is_audio) saves
-    mutagen guessing.
+    file's content. WebM files give empty Tags: mutagen cannot read them and the probe
+    fills their facts in. ``format`` (from sniff_format/is_audio) saves mutagen
+    guessing; ``head`` (the file's first bytes, already read) and ``size`` (its length)
+    save reading them again.
+
+    A WAV (RIFF, RF64, BW64) or AIFF without an ID3 chunk is read by walking its chunks
+    here (``read_iff``), not by mutagen: the header is all there is to read, and a scan
+    reads thousands of them. Anything that walk is unsure of goes to mutagen.
     """
     if isinstance(fileobj, str | Path):
         with open(fileobj, "rb") as opened:
-            return read_tags(opened, format)
+            return read_tags(opened, format, head=head, size=size)
+    if format in ("wav", "aiff"):
+        try:
+            fast = read_iff(fileobj, head=head, size=size)
+        except Exception as error:  # a bug here must not lose the file: mutagen decides
+            log.debug("chunk walk failed on %r: %s", getattr(fileobj, "name", fileobj), error)
+            fast = None
+        if fast is not None:
+            return fast
+        fileobj.seek(0)
+    return _read_tags_mutagen(fileobj, format)
+
+
+def _read_tags_mutagen(fileobj: BinaryIO, format: str | None = None) -> Tags:
     known = _MUTAGEN_FOR_FORMAT.get(format or "")
     if known is not None:
         try:
@@ -368,6 +393,199 @@ def _decode(raw: bytes) -> str:
         return raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         return raw.decode("latin-1").strip()
+
+
+# --- WAV and AIFF headers, read without mutagen ----------------------------------------
+
+_WAV_FORMATS_READ = frozenset({1, 3, 6, 7, 0xFFFE})  # PCM, float, A-law, mu-law, extensible
+_UNKNOWN_SIZE = 0xFFFFFFFF  # RF64's 32-bit sizes (the real ones are in 'ds64'); streamed
+
+
+class _Bytes:
+    """Reads at an offset, from the bytes already in hand where it can."""
+
+    __slots__ = ("fileobj", "head")
+
+    def __init__(self, fileobj: BinaryIO, head: bytes) -> None:
+        self.fileobj, self.head = fileobj, head
+
+    def at(self, offset: int, length: int) -> bytes:
+        if offset + length <= len(self.head):
+            return self.head[offset : offset + length]
+        self.fileobj.seek(offset)
+        return self.fileobj.read(length)
+
+
+_USUAL_CHUNKS = frozenset({b"fmt ", b"data", b"LIST", b"bext", b"fact", b"JUNK", b"ds64"})
+
+
+def _valid_chunk_id(raw: bytes) -> bool:
+    """mutagen's rule (mutagen._iff.is_valid_chunk_id after decoding and rstrip): where
+    it stops walking, so does this walk, and the two agree on what a file holds."""
+    if raw in _USUAL_CHUNKS:
+        return True
+    try:
+        text = raw.decode("ascii").rstrip()
+    except UnicodeDecodeError:
+        return False
+    return len(text) > 0 and min(text) >= " " and max(text) <= "~"
+
+
+def read_iff(
+    fileobj: BinaryIO, *, head: bytes | None = None, size: int | None = None
+) -> Tags | None:
+    """Stream facts (and, for a WAV, LIST/INFO text and the 'bext' date) of a WAV or AIFF
+    by walking its chunks; None when mutagen should read it instead: an ID3 chunk (tags
+    only mutagen reads), a compressed WAV codec, no format chunk, anything odd.
+
+    For the files it reads it gives what mutagen and ``_riff_text`` give, with two
+    differences, both where mutagen gives nothing or too much: an RF64/BW64 file (sizes
+    in its 'ds64' chunk) is read, and a 'data' chunk that claims more than the file holds
+    (a recording cut off, or a writer that never filled the size in) counts only what is
+    there.
+    """
+    if size is None:
+        size = fileobj.seek(0, 2)
+    reader = _Bytes(fileobj, head or b"")
+    header = reader.at(0, 12)
+    if len(header) < 12:
+        return None
+    if header[8:12] == b"WAVE" and header[:4] in (b"RIFF", b"RF64", b"BW64"):
+        return _read_wave(reader, header, size)
+    if header[:4] == b"FORM" and header[8:12] in (b"AIFF", b"AIFC"):
+        return _read_aiff(reader, header, size)
+    return None
+
+
+def _read_wave(reader: _Bytes, header: bytes, size: int) -> Tags | None:
+    declared = int.from_bytes(header[4:8], "little")
+    sixty_four = header[:4] != b"RIFF"
+    # Two walks over the same chunks, as the mutagen path makes them: mutagen lists
+    # chunks below the (padded) RIFF size and stops at the first invalid one;
+    # _riff_text looks for text below the RIFF size, over anything. RF64 sizes are in
+    # 'ds64', not the header: the file's end bounds both.
+    listed_end = size if sixty_four else 8 + declared + (declared & 1)
+    text_end = size if sixty_four else 8 + declared
+    fmt: bytes | None = None
+    data_offset: int | None = None
+    data_size = 0
+    ds64_data: int | None = None
+    text: dict[str, str] = {}
+    recorded: str | None = None
+    listing, offset = True, 12
+    while True:
+        in_text = offset + 8 <= text_end
+        listing = listing and offset < listed_end
+        if not (listing or in_text):
+            break
+        chunk = reader.at(offset, 8)
+        if len(chunk) < 8:
+            break
+        chunk_id, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+        name = chunk_id.rstrip()
+        if name.lower() == b"id3":
+            return None  # ID3 tags in a WAV: mutagen reads those
+        body_at, step = offset + 8, length
+        if listing and not _valid_chunk_id(chunk_id):
+            listing = False
+        elif listing and name in (b"LIST", b"RIFF"):
+            if length < 4:
+                listing = False  # mutagen stops at a list too short for its name
+            elif not reader.at(body_at, 4).isascii():
+                return None  # mutagen gives up on the whole file: let it say so
+        elif listing and name == b"fmt" and fmt is None:
+            fmt = reader.at(body_at, min(length, 40))
+        elif listing and name == b"data" and data_offset is None:
+            if sixty_four and length == _UNKNOWN_SIZE:
+                if ds64_data is None:
+                    return None
+                step = length = ds64_data
+            data_offset, data_size = body_at, length
+        elif listing and sixty_four and name == b"ds64" and length >= 16:
+            ds64_data = int.from_bytes(reader.at(body_at + 8, 8), "little")
+        if in_text and chunk_id == b"LIST" and length <= _MAX_CHUNK:
+            body = reader.at(body_at, length)
+            if body[:4] == b"INFO":
+                for key, value in _info_entries(body[4:]):
+                    if key in _INFO_FIELDS and value:
+                        text.setdefault(_INFO_FIELDS[key], value)
+        elif in_text and chunk_id == b"bext" and length >= 338:
+            recorded = _bext_origination(reader.at(body_at, 338)) or recorded
+        offset = body_at + step + (step & 1)  # chunks are padded to an even length
+    if fmt is None or len(fmt) < 16:
+        return None
+    audio_format, channels, sample_rate, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
+    if audio_format not in _WAV_FORMATS_READ:
+        return None  # compressed: mutagen's reading of it stays as it was
+    seconds = 0.0
+    if data_offset is not None and block_align > 0:
+        present = max(0, size - data_offset)
+        if data_size in (0, _UNKNOWN_SIZE) or data_size > present:
+            data_size = present  # never filled in, or cut off: what the file holds
+        if sample_rate > 0:
+            seconds = data_size / block_align / sample_rate
+    if recorded:
+        text["date"] = recorded
+    return _facts(text, seconds, sample_rate, channels, channels * bits * sample_rate)
+
+
+def _read_aiff(reader: _Bytes, header: bytes, size: int) -> Tags | None:
+    declared = int.from_bytes(header[4:8], "big")
+    end = 8 + declared + (declared & 1)
+    comm: bytes | None = None
+    offset = 12
+    while offset + 8 <= end:
+        chunk = reader.at(offset, 8)
+        if len(chunk) < 8 or not _valid_chunk_id(chunk[:4]):
+            break
+        chunk_id, length = chunk[:4], int.from_bytes(chunk[4:], "big")
+        if chunk_id.lower() == b"id3 ":
+            return None  # AIFF keeps its tags in ID3: mutagen reads those
+        if chunk_id == b"COMM" and comm is None:
+            comm = reader.at(offset + 8, min(length, 18))
+        offset += 8 + length + (length & 1)
+    if comm is None or len(comm) < 18:
+        return None
+    channels, frames, bits = struct.unpack_from(">hLh", comm)
+    sample_rate = _extended_float(comm[8:18])
+    if sample_rate is None:
+        return None
+    seconds = frames / float(sample_rate) if sample_rate else 0.0
+    return _facts({}, seconds, sample_rate, channels, channels * bits * sample_rate)
+
+
+def _extended_float(data: bytes) -> int | None:
+    """An AIFF sample rate (80-bit IEEE extended), truncated as mutagen's read_float and
+    AIFFInfo do; None for what mutagen refuses (inf, nan, negative, too large)."""
+    exponent, high, low = struct.unpack(">hLL", data)
+    sign = 1
+    if exponent < 0:
+        sign, exponent = -1, exponent + 0x8000
+    if exponent == high == low == 0:
+        return 0
+    if exponent == 0x7FFF:
+        return None
+    try:
+        rate = int(sign * ((high * 0x100000000 + low) * pow(2.0, exponent - 16383 - 63)))
+    except OverflowError:
+        return None
+    return rate if rate >= 0 else None
+
+
+def _facts(
+    text: dict[str, str], length: float, sample_rate: int, channels: int, bitrate: int
+) -> Tags:
+    date = text.get("date")
+    return Tags(
+        title=text.get("title"),
+        artist=text.get("artist"),
+        album=text.get("album"),
+        recorded_at=parse_tag_datetime(date) if date else None,
+        duration_ms=_positive_int(length * 1000 if length else None),
+        sample_rate=_positive_int(sample_rate),
+        channels=_positive_int(channels),
+        bitrate=_positive_int(bitrate),
+    )
 
 
 _TAG_DATE = re.compile(

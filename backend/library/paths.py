@@ -24,6 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from backend.library.titles import title_from_name
 
@@ -86,22 +87,37 @@ def place_recording(relative_path: str) -> RecordingPlace:
     Raises ValueError for a path that names no file ('', '/', 'folder/').
     """
     path = unicodedata.normalize("NFC", relative_path)
+    folder, _, filename = path.rpartition("/")
+    if filename in ("", "."):  # 'folder/', '', 'a/.': the long way, which says why
+        return _place_slowly(relative_path, path)
+    # What the folders say is worked out once per folder: a scan asks for every file.
+    session_date, folder_title = _folder_place(folder)
+    label = _readable(_stem(filename)) or UNTITLED
+    return RecordingPlace(session_date, folder_title or label, label)
+
+
+@lru_cache(maxsize=4096)
+def _folder_place(folder: str) -> tuple[date | None, str]:
+    """The session date and the track title ('' for none) the folders of a path give."""
+    folders = [segment for segment in folder.split("/") if segment not in ("", ".")]
+    session_date = None
+    for name in reversed(folders):
+        session_date = parse_session_date(name)
+        if session_date is not None:
+            break
+    track_title = ""
+    if folders and parse_session_date(folders[-1]) is None:
+        track_title = _readable(folders[-1])
+    return session_date, track_title
+
+
+def _place_slowly(relative_path: str, path: str) -> RecordingPlace:
     segments = [segment for segment in path.split("/") if segment not in ("", ".")]
     if not segments or path.endswith("/"):
         raise ValueError(f"not a file path: {relative_path!r}")
     *folders, filename = segments
-
-    session_date = None
-    for folder in reversed(folders):
-        session_date = parse_session_date(folder)
-        if session_date is not None:
-            break
-
+    session_date, track_title = _folder_place("/".join(folders))
     label = _readable(_stem(filename)) or UNTITLED
-    parent = folders[-1] if folders else None
-    track_title = ""
-    if parent is not None and parse_session_date(parent) is None:
-        track_title = _readable(parent)
     return RecordingPlace(session_date, track_title or label, label)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -156,6 +157,115 @@ async def get_or_create_sessions(
         await insert_ignore(db_session, RehearsalSession, rows, ["band_id", "date"])
         found.update(await existing(missing))
     return found
+
+
+async def track_ids_for_titles(
+    *, db_session: AsyncSession, band_id: int, titles: list[str], known: dict[str, int]
+) -> dict[str, int]:
+    """The ids of the band's tracks for these titles (as given), made where needed, for a
+    scan's batch. ``known`` maps normalised titles to ids the caller read before (and is
+    kept up to date); what it lacks is made in one ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING``, and only a title another writer made meanwhile is read back. Titles
+    that are not valid (get_or_create_track says why) are left out."""
+    keys: dict[str, str] = {}  # title as given -> normalised
+    clean: dict[str, str] = {}  # normalised -> title to store
+    for title in titles:
+        if title in keys:
+            continue
+        try:
+            valid = validation.text(title, field="title", max_length=200)
+        except BadUserInput:
+            continue
+        key = keys[title] = normalize_title(valid)
+        clean.setdefault(key, valid)
+    missing = [key for key in clean if key not in known]
+    if missing:
+        now = utcnow()
+        rows = [
+            {
+                "band_id": band_id,
+                "title": clean[key],
+                "normalized_title": key,
+                "status": TrackStatus.WORK_IN_PROGRESS,
+                "bpm_set_by_person": False,
+                "key_set_by_person": False,
+                "created_at": now,
+            }
+            for key in missing
+        ]
+        table = Track.__table__
+        made = await db_session.execute(
+            _insert_ignoring(db_session, table, ["band_id", "normalized_title"]).returning(
+                table.c.normalized_title, table.c.id
+            ),
+            rows,
+        )
+        known.update({key: track_id for key, track_id in made})
+        taken = [key for key in missing if key not in known]
+        if taken:  # made by another writer since `known` was read
+            found = await db_session.execute(
+                select(Track.normalized_title, Track.id).where(
+                    Track.band_id == band_id, Track.normalized_title.in_(taken)
+                )
+            )
+            known.update({key: track_id for key, track_id in found})
+    return {title: known[key] for title, key in keys.items() if key in known}
+
+
+async def band_track_ids(*, db_session: AsyncSession, band_id: int) -> dict[str, int]:
+    """Normalised title -> id of every track of the band (one read, for a scan)."""
+    rows = await db_session.execute(
+        select(Track.normalized_title, Track.id).where(Track.band_id == band_id)
+    )
+    return {key: track_id for key, track_id in rows}
+
+
+async def session_ids_for_dates(
+    *, db_session: AsyncSession, band_id: int, dates: list[date], known: dict[date, int]
+) -> None:
+    """Add to ``known`` (date -> id, read before by the caller) the band's rehearsal
+    sessions on these dates, made where needed: one insert, and a read only for a date
+    another writer made meanwhile."""
+    missing = sorted({day for day in dates if day not in known})
+    if not missing:
+        return
+    table = RehearsalSession.__table__
+    now = utcnow()
+    made = await db_session.execute(
+        _insert_ignoring(db_session, table, ["band_id", "date"]).returning(
+            table.c.date, table.c.id
+        ),
+        [{"band_id": band_id, "date": day, "created_at": now} for day in missing],
+    )
+    known.update({day: session_id for day, session_id in made})
+    taken = [day for day in missing if day not in known]
+    if taken:
+        found = await db_session.execute(
+            select(RehearsalSession.date, RehearsalSession.id).where(
+                RehearsalSession.band_id == band_id, RehearsalSession.date.in_(taken)
+            )
+        )
+        known.update({day: session_id for day, session_id in found})
+
+
+async def band_session_ids(*, db_session: AsyncSession, band_id: int) -> dict[date, int]:
+    """Date -> id of every rehearsal session of the band (one read, for a scan)."""
+    rows = await db_session.execute(
+        select(RehearsalSession.date, RehearsalSession.id).where(
+            RehearsalSession.band_id == band_id
+        )
+    )
+    return {day: session_id for day, session_id in rows}
+
+
+def _insert_ignoring(db_session: AsyncSession, table: Any, conflict: list[str]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING on the dialect at hand (rows given at execute:
+    one statement for the lot, compiled once)."""
+    if db_session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
 async def create_track(

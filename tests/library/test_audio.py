@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,11 @@ from backend.library.audio import (
     AUDIO_EXTENSIONS,
     SNIFF_BYTES,
     Tags,
+    _read_tags_mutagen,
     has_audio_extension,
     is_audio,
     parse_tag_datetime,
+    read_iff,
     read_tags,
     sniff_format,
 )
@@ -423,3 +426,202 @@ def test_read_tags_on_a_missing_path_raises(tmp_path: Path) -> None:
 )
 def test_parse_tag_datetime(text: str, expected: datetime | None) -> None:
     assert parse_tag_datetime(text) == expected
+
+
+# --- WAV and AIFF headers read without mutagen (audio.read_iff) ----------------------
+
+
+def riff(*chunks: tuple[bytes, bytes], magic: bytes = b"RIFF", size: int | None = None) -> bytes:
+    """A RIFF/WAVE file of these chunks (each padded to an even length)."""
+    body = b"WAVE" + b"".join(
+        chunk_id + len(data).to_bytes(4, "little") + data + b"\x00" * (len(data) & 1)
+        for chunk_id, data in chunks
+    )
+    declared = len(body) if size is None else size
+    return magic + declared.to_bytes(4, "little") + body
+
+
+def fmt_chunk(
+    *, tag: int = 1, channels: int = 2, rate: int = 48000, bits: int = 16, extensible: bool = False
+) -> bytes:
+    align = channels * bits // 8
+    body = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * align,
+                       align, bits)  # fmt: skip
+    if extensible:  # cbSize, valid bits, channel mask, sub-format GUID (PCM)
+        body += struct.pack("<HHI", 22, bits, 3) + bytes.fromhex("0100000000001000800000aa00389b71")
+    return body
+
+
+def pcm(seconds: float, *, channels: int = 2, rate: int = 48000, bits: int = 16) -> bytes:
+    return bytes(round(seconds * rate) * channels * bits // 8)
+
+
+def both_ways(data: bytes) -> tuple[Tags, Tags]:
+    """(the chunk walk's reading, mutagen's), the walk asserted to have read it."""
+    fast = read_iff(io.BytesIO(data), head=data[:SNIFF_BYTES], size=len(data))
+    assert fast is not None
+    assert read_tags(io.BytesIO(data), "wav" if data[8:12] == b"WAVE" else "aiff") == fast
+    return fast, _read_tags_mutagen(io.BytesIO(data))
+
+
+@pytest.mark.parametrize(
+    ("sample_rate", "channels", "seconds"), [(44100, 1, 1.0), (22050, 2, 0.5), (8000, 1, 2.0)]
+)
+def test_chunk_walk_reads_stdlib_wavs_as_mutagen_does(
+    sample_rate: int, channels: int, seconds: float, tmp_path: Path
+) -> None:
+    path = write_wav(tmp_path / "t.wav", seconds=seconds, sample_rate=sample_rate,
+                     channels=channels)  # fmt: skip
+    fast, slow = both_ways(path.read_bytes())
+    assert fast == slow
+    assert (fast.duration_ms, fast.sample_rate, fast.channels) == (
+        round(seconds * 1000),
+        sample_rate,
+        channels,
+    )
+
+
+def test_chunk_walk_reads_tagged_wavs_as_mutagen_does(tmp_path: Path) -> None:
+    data = write_encoded(tmp_path / "take.wav", "wav", **TAGS).read_bytes()
+    fast, slow = both_ways(data)
+    assert fast == slow
+    assert (fast.title, fast.artist, fast.recorded_at) == ("Grüne Groove", "Fuzz", RECORDED)
+    # With a Broadcast WAV date and INFO text after the data, where recorders put them.
+    data = with_chunk(data, b"bext", bext("2023-10-15", "20:30:00"))
+    data = with_chunk(data, b"LIST", info(IPRD=b"Live tapes"))
+    fast, slow = both_ways(data)
+    assert fast == slow
+    assert (fast.album, fast.recorded_at) == ("Live tapes", RECORDED)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        # Odd-sized chunks (padded) before the format and between format and data.
+        [(b"JUNK", bytes(27)), (b"fmt ", fmt_chunk()), (b"bext", bytes(601)),
+         (b"data", pcm(0.5))],
+        # Data before format, a 'fact' chunk, an odd-sized data chunk (its pad byte).
+        [(b"data", pcm(0.25) + b"\x01"), (b"fact", bytes(4)), (b"fmt ", fmt_chunk())],
+        # WAVE_FORMAT_EXTENSIBLE, 24-bit, as most multitrack recorders write.
+        [(b"fmt ", fmt_chunk(bits=24, extensible=True)), (b"data", pcm(0.5, bits=24))],
+        # 32-bit float and a format chunk with an (empty) extension size.
+        [(b"fmt ", fmt_chunk(tag=3, bits=32) + b"\x00\x00"), (b"data", pcm(0.5, bits=32))],
+        # A LIST that is not INFO, an INFO with odd-sized values.
+        [(b"fmt ", fmt_chunk()), (b"LIST", b"adtl" + bytes(13)), (b"data", pcm(0.2)),
+         (b"LIST", info(INAM=b"Groove", IART=b"Fuzzy"))],
+        # A chunk with an id mutagen calls invalid: both stop listing there.
+        [(b"fmt ", fmt_chunk()), (b"\x00\x01\x02\x03", bytes(8)), (b"data", pcm(0.2))],
+        # Mono 8-bit at 11,025 Hz.
+        [(b"fmt ", fmt_chunk(channels=1, rate=11025, bits=8)),
+         (b"data", pcm(1.0, channels=1, rate=11025, bits=8))],
+    ],
+    ids=["odd-chunks", "data-first", "extensible", "float", "lists", "invalid-id", "8-bit"],
+)  # fmt: skip
+def test_chunk_walk_on_crafted_wavs_agrees_with_mutagen(chunks: list[tuple[bytes, bytes]]) -> None:
+    fast, slow = both_ways(riff(*chunks))
+    assert fast == slow
+
+
+def test_chunk_walk_facts_of_crafted_wavs() -> None:
+    fast, _ = both_ways(riff((b"fmt ", fmt_chunk(bits=24, extensible=True)),
+                             (b"data", pcm(0.5, bits=24))))  # fmt: skip
+    assert (fast.duration_ms, fast.sample_rate, fast.channels, fast.bitrate) == (
+        500,
+        48000,
+        2,
+        48000 * 2 * 24,
+    )
+    fast, _ = both_ways(riff((b"fmt ", fmt_chunk()), (b"\x00bad", bytes(8)),
+                                (b"data", pcm(0.2))))  # fmt: skip
+    assert fast.duration_ms is None and fast.sample_rate == 48000  # data is past the stop
+
+
+def test_chunk_walk_rf64_reads_the_sizes_in_ds64() -> None:
+    audio_bytes = pcm(0.75)
+    ds64 = struct.pack("<QQQI", 0, len(audio_bytes), len(audio_bytes) // 4, 0)
+    for magic in (b"RF64", b"BW64"):
+        data = riff((b"ds64", ds64), (b"fmt ", fmt_chunk()), (b"data", audio_bytes),
+                    magic=magic, size=0xFFFFFFFF)  # fmt: skip
+        # The 32-bit data size says 'see ds64'.
+        data = data.replace(b"data" + len(audio_bytes).to_bytes(4, "little"),
+                            b"data\xff\xff\xff\xff")  # fmt: skip
+        assert sniff_format(data[:SNIFF_BYTES]) == "wav"
+        tags = read_tags(io.BytesIO(data), "wav")
+        assert (tags.duration_ms, tags.sample_rate, tags.channels) == (750, 48000, 2)
+        assert _read_tags_mutagen(io.BytesIO(data)) == Tags()  # mutagen cannot read RF64
+
+
+def test_chunk_walk_counts_only_the_data_a_cut_off_file_holds() -> None:
+    whole = riff((b"fmt ", fmt_chunk()), (b"data", pcm(1.0)))
+    cut = whole[: len(whole) - len(pcm(0.5))]  # the recorder stopped half way
+    assert read_tags(io.BytesIO(cut), "wav").duration_ms == 500
+    # A writer that never filled the sizes in (0, or 0xFFFFFFFF when streaming).
+    for unknown in (0, 0xFFFFFFFF):
+        unfilled = whole.replace(
+            b"data" + len(pcm(1.0)).to_bytes(4, "little"), b"data" + unknown.to_bytes(4, "little")
+        )
+        assert read_tags(io.BytesIO(unfilled), "wav").duration_ms == 1000
+
+
+@pytest.mark.parametrize("keep", [0, 4, 11, 12, 19, 20, 27, 35, 36, 43, 44, 100])
+def test_chunk_walk_on_truncated_headers_does_not_raise(keep: int) -> None:
+    data = riff((b"fmt ", fmt_chunk()), (b"LIST", info(INAM=b"x")), (b"data", pcm(0.1)))[:keep]
+    tags = read_tags(io.BytesIO(data), "wav")
+    assert isinstance(tags, Tags)
+    assert read_iff(io.BytesIO(data), size=len(data)) in (None, tags)
+
+
+def test_chunk_walk_leaves_id3_and_compressed_wavs_to_mutagen(tmp_path: Path) -> None:
+    from mutagen.id3 import TIT2
+    from mutagen.wave import WAVE
+
+    path = write_wav(tmp_path / "take.wav", seconds=0.5)
+    tagged = WAVE(path)
+    tagged.add_tags()
+    tagged.tags.add(TIT2(encoding=3, text="From ID3"))
+    tagged.save()
+    assert read_iff(io.BytesIO(path.read_bytes())) is None
+    tags = read_tags(path, "wav")
+    assert (tags.title, tags.duration_ms) == ("From ID3", 500)
+    adpcm = riff((b"fmt ", fmt_chunk(tag=0x11, bits=4)), (b"data", bytes(1024)))
+    assert read_iff(io.BytesIO(adpcm)) is None
+    assert read_tags(io.BytesIO(adpcm), "wav") == _read_tags_mutagen(io.BytesIO(adpcm))
+
+
+def aiff(*chunks: tuple[bytes, bytes], kind: bytes = b"AIFF") -> bytes:
+    body = kind + b"".join(
+        chunk_id + len(data).to_bytes(4, "big") + data + b"\x00" * (len(data) & 1)
+        for chunk_id, data in chunks
+    )
+    return b"FORM" + len(body).to_bytes(4, "big") + body
+
+
+def comm(channels: int, frames: int, bits: int, rate: bytes, extra: bytes = b"") -> bytes:
+    return struct.pack(">hLh", channels, frames, bits) + rate + extra
+
+
+RATE_44100 = bytes.fromhex("400eac44000000000000")  # 80-bit extended 44100.0
+RATE_48000 = bytes.fromhex("400ebb80000000000000")
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [(b"COMM", comm(2, 44100, 16, RATE_44100)), (b"SSND", bytes(8 + 44100 * 4))],
+        [(b"NAME", b"odd"), (b"COMM", comm(1, 24000, 24, RATE_48000)), (b"SSND", bytes(8))],
+        [(b"COMM", comm(2, 4800, 16, RATE_48000, b"NONE\x0enot compressed\x00"))],
+    ],
+    ids=["stereo", "odd-chunk", "aifc-comm"],
+)
+def test_chunk_walk_reads_aiff_as_mutagen_does(chunks: list[tuple[bytes, bytes]]) -> None:
+    for kind in (b"AIFF", b"AIFC"):
+        fast, slow = both_ways(aiff(*chunks, kind=kind))
+        assert fast == slow
+        assert fast.sample_rate in (44100, 48000) and fast.duration_ms in (1000, 500, 100)
+
+
+def test_chunk_walk_leaves_aiff_with_id3_to_mutagen(tmp_path: Path) -> None:
+    data = write_encoded(tmp_path / "take.aiff", "aiff", **TAGS).read_bytes()
+    assert read_iff(io.BytesIO(data)) is None
+    assert read_tags(io.BytesIO(data), "aiff").title == "Grüne Groove"
+    assert read_iff(io.BytesIO(aiff((b"COMM", comm(2, 10, 16, b"\x7f\xff" + bytes(8)))))) is None

@@ -12,6 +12,8 @@ from backend.library.scanner.inspect import worth_opening
 from backend.library.scanner.readers import open_reader
 from backend.library.scanner.scan import load_folder_markers, load_index
 
+MISSING = VersionStatus.MISSING.value
+
 
 async def pending_changes(
     *, session_factory: async_sessionmaker[AsyncSession], settings: Settings, source: Source
@@ -30,14 +32,12 @@ async def pending_changes(
         if known is None:
             if worth_opening(file.path):
                 changes.add((file.path, file.marker))
-        elif known.marker != file.marker or known.status == VersionStatus.MISSING:
+        elif known[1] != file.marker or known[2] == MISSING:
             changes.add((file.path, file.marker))
     skipped = walk.unchanged_folders | {error.path for error in walk.errors}
     changes.update(
         (path, "gone")
         for path, known in index.items()
-        if path not in seen
-        and known.status != VersionStatus.MISSING
-        and not below_any(path, skipped)
+        if path not in seen and known[2] != MISSING and not below_any(path, skipped)
     )
     return changes

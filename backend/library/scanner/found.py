@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from backend.library.scanner.inspect import Inspected
 
 
-@dataclass(frozen=True)
-class FoundFile:
+class FoundFile(NamedTuple):
+    """A file a walk found (a tuple: a walk makes tens of thousands of them)."""
+
     path: str  # relative to the source root, '/'-separated
     size: int
     # What tells a changed file from an unchanged one: size + mtime_ns + ctime_ns for a
@@ -56,6 +57,8 @@ class SourceReader(Protocol):
 
 def below_any(path: str, folders: set[str]) -> bool:
     """Whether path lies inside one of the folders ('' and '.' are the root)."""
+    if not folders:
+        return False
     if "" in folders or "." in folders:
         return True
     head = path

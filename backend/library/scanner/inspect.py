@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from backend.library import audio
@@ -86,31 +86,50 @@ class NotAudio(Exception):
 
 
 def worth_opening(path: str) -> bool:
-    suffix = PurePosixPath(path).suffix.lower().lstrip(".")
-    return suffix not in NOT_AUDIO_EXTENSIONS
+    dot = path.rfind(".")
+    if dot <= path.rfind("/") + 1:  # no suffix (or a leading dot only), as PurePosixPath
+        return True
+    return path[dot + 1 :].lower() not in NOT_AUDIO_EXTENSIONS
 
 
-def inspect_file(root: Path, path: str) -> Inspected:
+def inspect_file(root: Path | str, path: str) -> Inspected:
     """Raises NotAudio, or OSError when the file cannot be read."""
-    with open(root / path, "rb") as handle:
+    # Unbuffered: the head is read in one call, and nothing is copied twice.
+    with open(os.path.join(root, path), "rb", buffering=0) as handle:
         return inspect_handle(path, handle, os.fstat(handle.fileno()).st_size)
 
 
 def inspect_handle(path: str, handle: BinaryIO, size: int) -> Inspected:
     """The same for any seekable file object (a local file, a WebDAV file read in ranges)."""
-    head = handle.read(max(audio.SNIFF_BYTES, FINGERPRINT_BYTES))
-    found = audio.is_audio(PurePosixPath(path).name, head)
+    head = _read_fully(handle, max(audio.SNIFF_BYTES, FINGERPRINT_BYTES))
+    found = audio.is_audio(path.rpartition("/")[2], head)
     if found is None:
         raise NotAudio(path)
     tail = b""
     if size > 2 * FINGERPRINT_BYTES:
         handle.seek(size - FINGERPRINT_BYTES)
-        tail = handle.read(FINGERPRINT_BYTES)
+        tail = _read_fully(handle, FINGERPRINT_BYTES)
     # Size + first and last 64 KiB: cheap on a 3-hour WAV, and a moved or renamed
     # file keeps it (full hashing is the media pipeline's job).
     digest = hashlib.sha256(f"{size}:".encode())
     digest.update(head[:FINGERPRINT_BYTES])
     digest.update(tail)
     handle.seek(0)
-    tags = audio.read_tags(handle, found)
+    tags = audio.read_tags(handle, found, head=head, size=size)
     return Inspected(format=found, content_hash=digest.hexdigest(), tags=tags)
+
+
+def _read_fully(handle: BinaryIO, length: int) -> bytes:
+    """``length`` bytes, or fewer at the end of the file (a raw read may return less)."""
+    data = handle.read(length)
+    if len(data) >= length or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length:
+        more = handle.read(length - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)

@@ -6,15 +6,16 @@ and changed files, write in batches) → mark missing (what the walk did not fin
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import String, bindparam, delete, func, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.database import utcnow
@@ -33,14 +34,35 @@ from backend.library.scanner.found import (
     below_any,
 )
 from backend.library.scanner.inspect import Inspected, NotAudio, worth_opening
+from backend.library.scanner.local import LocalReader
 from backend.library.scanner.readers import open_reader
-from backend.library.titles import normalize_title
 
 logger = logging.getLogger("backline.scan")
 
-BATCH = 100
+# A batch is written in one transaction. The first ones are small, so that the first takes
+# and a cancel come soon, and the size doubles up to BATCH: fewer, larger transactions
+# are most of what makes a first scan fast. A WebDAV batch is read in ranged GETs,
+# seconds of them, so it stays at REMOTE_BATCH.
+BATCH = 500
+FIRST_BATCH = 50
+REMOTE_BATCH = 100
 PROGRESS_INTERVAL = 0.1  # at most ~10 progress events a second per job
-CANCEL_CHECK_INTERVAL = 0.25
+
+_MISSING = VersionStatus.MISSING.value
+_VERSIONS = TrackVersion.__table__
+# A changed or moved file, all of a batch's in one executemany.
+_CHANGE = (
+    update(_VERSIONS)
+    .where(_VERSIONS.c.id == bindparam("version_id"))
+    .values(
+        path=bindparam("new_path"),
+        change_marker=bindparam("new_marker"),
+        content_hash=bindparam("new_hash"),
+        size_bytes=bindparam("new_size"),
+        format=bindparam("new_format"),
+        status=VersionStatus.PENDING,
+    )
+)
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -52,12 +74,10 @@ class ScanContext:
     publish: Publish
 
 
-@dataclass
-class Indexed:
-    version_id: int
-    marker: str | None
-    status: VersionStatus
-    content_hash: str | None
+# What the index knows of a path: (version id, change marker, status, content hash). A
+# plain tuple: an index holds one per file, and tuples of plain values are no work for
+# the garbage collector.
+Indexed = tuple[int, str | None, str, str | None]
 
 
 @dataclass
@@ -68,14 +88,14 @@ class _Run:
     reader: SourceReader
     added_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
-    sessions: dict[date, int] = field(default_factory=dict)
-    tracks: dict[str, Any] = field(default_factory=dict)
-    # Tracks given a take in the current batch; their last_recorded_at is refreshed once.
-    touched_tracks: set[int] = field(default_factory=set)
+    # The band's sessions and tracks (normalised title -> id), read at the first batch
+    # that adds a take and kept up to date.
+    sessions: dict[date, int] | None = None
+    track_keys: dict[str, int] | None = None
+    tracks: dict[str, int] = field(default_factory=dict)  # title as the path gives it
     # Paths that failed; the folders above them are listed again next time.
     failed_paths: list[str] = field(default_factory=list)
     last_progress: float = 0.0
-    last_cancel_check: float = 0.0
 
 
 async def run_scan(ctx: ScanContext, job_id: int) -> None:
@@ -87,13 +107,18 @@ async def run_scan(ctx: ScanContext, job_id: int) -> None:
             return
         source = await db.get(Source, job.source_id)
     await _publish_job(ctx, job)
-    if source is None or source.removed_at is not None:
+    if source is None:
         await _end(ctx, job, JobStatus.FAILED, "The source was removed.")
+        return
+    if source.removed_at is not None:
+        # Removed just as the job started: the removal asked it to stop (sources.remove).
+        await _end(ctx, job, JobStatus.CANCELLED, "Cancelled: the source was removed.")
         return
     async with heartbeat(ctx.session_factory, job.id):
         try:
             async with open_reader(source, ctx.settings) as reader:
-                cancelled = await _scan(_Run(ctx=ctx, job=job, source=source, reader=reader))
+                with _young_objects_only():
+                    cancelled = await _scan(_Run(ctx=ctx, job=job, source=source, reader=reader))
         except SourceUnreachable as error:
             await _end(ctx, job, JobStatus.FAILED, error.message)
             return
@@ -108,84 +133,98 @@ async def run_scan(ctx: ScanContext, job_id: int) -> None:
             await _end(ctx, job, JobStatus.SUCCEEDED, summary)
 
 
+@contextmanager
+def _young_objects_only() -> Iterator[None]:
+    """While a scan runs, the cyclic garbage collector leaves alone what existed before it
+    (gc.freeze): a scan holds tens of thousands of objects (the walk, the index), and
+    each full collection would otherwise also go through the whole process's heap
+    (≈0.1 s each here). Nothing is lost: what was frozen is collected as usual once the
+    scan ends. Two scans in one process may overlap this; the first to end unfreezes."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def _scan(run: _Run) -> bool:
     """The phases; True when cancelled."""
     job = run.job
-    # Phase 1: walk.
-    known_folders = await load_folder_markers(run.ctx.session_factory, run.source.id)
-    walk = await run.reader.walk(known_folders)
+    source_id = run.source.id
+
+    # Phase 1: walk, while the index is read (the walk is a thread, or PROPFINDs).
+    async def walk_source() -> tuple[Walk, dict[str, str]]:
+        known_folders = await load_folder_markers(run.ctx.session_factory, source_id)
+        return await run.reader.walk(known_folders), known_folders
+
+    (walk, known_folders), index = await asyncio.gather(
+        walk_source(), load_index(run.ctx.session_factory, source_id)
+    )
     failed_dirs = {error.path for error in walk.errors}
     for error in walk.errors:
         jobs_service.record_error(job, path=error.path, message=error.message)
         run.failed_paths.append(error.path)
 
-    # Phase 2: diff against the index.
-    index = await load_index(run.ctx.session_factory, run.source.id)
-    seen: set[str] = set()
-    todo: list[FoundFile] = []
+    # Phase 2: diff against the index. What is left in `gone` was not seen.
+    gone = dict(index)
+    take = gone.pop
+    skipped = 0
+    todo: list[tuple[FoundFile, Indexed | None]] = []
     returning: list[int] = []
     if walk.unchanged_folders:
         # Not listed, as nothing changed below them: their files are as indexed.
-        for path, known in index.items():
-            if below_any(path, walk.unchanged_folders):
-                seen.add(path)
-                if known.status != VersionStatus.MISSING:
-                    job.processed += 1
+        for path in [path for path in gone if below_any(path, walk.unchanged_folders)]:
+            if take(path)[2] != _MISSING:
+                job.processed += 1
     job.total = len(walk.files) + job.processed
     for file in walk.files:
-        seen.add(file.path)
-        known = index.get(file.path)
+        known = take(file.path, None)
         if known is None:
             if worth_opening(file.path):
-                todo.append(file)
+                todo.append((file, None))
             else:
-                job.skipped += 1
-                job.processed += 1
-        elif known.marker != file.marker:
-            todo.append(file)
-        else:
-            if known.status == VersionStatus.MISSING:
-                returning.append(known.version_id)
-            job.processed += 1
-    # Files that were indexed and are gone: candidates for moves, else MISSING.
-    gone = {
-        path: known
-        for path, known in index.items()
-        if path not in seen and not below_any(path, failed_dirs)
-    }
+                skipped += 1
+        elif known[1] != file.marker:
+            todo.append((file, known))
+        elif known[2] == _MISSING:
+            returning.append(known[0])
+    # Counted once here, not per file: each count is an attribute of an ORM object.
+    job.processed += len(walk.files) - len(todo)
+    job.skipped += skipped
+    if failed_dirs:  # not seen, as their folder could not be read: not gone either
+        gone = {path: known for path, known in gone.items() if not below_any(path, failed_dirs)}
     await _progress(run, force=True)
 
     # Phase 3: register new and changed files, in batches.
     moved_from: dict[str, list[str]] = {}
     for path, known in gone.items():
-        if known.content_hash:
-            moved_from.setdefault(known.content_hash, []).append(path)
-    batches = [todo[start : start + BATCH] for start in range(0, len(todo), BATCH)]
+        if known[3]:
+            moved_from.setdefault(known[3], []).append(path)
+    batches = _batches(todo, remote=not isinstance(run.reader, LocalReader))
     # The next batch is read (a thread, or ranged GETs) while this one is written.
     reading = _read_ahead(run, batches, 0)
     try:
         for number, batch in enumerate(batches):
-            if await _cancel_requested(run):
-                return True
             assert reading is not None
             inspected = await reading
             reading = _read_ahead(run, batches, number + 1)
-            await _write_batch(run, batch, inspected, index, gone, moved_from)
+            if await _write_batch(run, batch, inspected, gone, moved_from):
+                return True
             await _publish_versions(run)
             await _progress(run)
     finally:
         if reading is not None:
             reading.cancel()
 
-    if await _cancel_requested(run, now=True):
-        return True
     # Phase 4: what is gone is MISSING (comments and reactions stay on it); what came
     # back is restored.
     async with run.ctx.session_factory() as db:
+        if await jobs_service.cancel_requested(db_session=db, job_id=job.id):
+            return True
         if gone:
             await db.execute(
                 update(TrackVersion)
-                .where(TrackVersion.id.in_([known.version_id for known in gone.values()]))
+                .where(TrackVersion.id.in_([known[0] for known in gone.values()]))
                 .values(status=VersionStatus.MISSING)
             )
         if returning:
@@ -203,37 +242,194 @@ async def _scan(run: _Run) -> bool:
     return False
 
 
+def _batches(
+    todo: list[tuple[FoundFile, Indexed | None]], *, remote: bool
+) -> list[list[tuple[FoundFile, Indexed | None]]]:
+    most = min(BATCH, REMOTE_BATCH) if remote else BATCH
+    size, start, batches = min(FIRST_BATCH, most), 0, []
+    while start < len(todo):
+        batches.append(todo[start : start + size])
+        start += size
+        size = min(most, size * 2)
+    return batches
+
+
 def _read_ahead(
-    run: _Run, batches: list[list[FoundFile]], number: int
+    run: _Run, batches: list[list[tuple[FoundFile, Indexed | None]]], number: int
 ) -> asyncio.Task[list[Inspected | Exception]] | None:
     if number >= len(batches):
         return None
-    return asyncio.create_task(run.reader.inspect(batches[number]))
+    return asyncio.create_task(run.reader.inspect([file for file, _ in batches[number]]))
 
 
 async def _write_batch(
     run: _Run,
-    batch: list[FoundFile],
+    batch: list[tuple[FoundFile, Indexed | None]],
     inspected: list[Inspected | Exception],
-    index: dict[str, Indexed],
     gone: dict[str, Indexed],
     moved_from: dict[str, list[str]],
-) -> None:
+) -> bool:
+    """One transaction for the batch, a handful of statements whatever its size; True
+    (and nothing written) when the job was asked to stop."""
+    job, band_id = run.job, run.source.band_id
     async with run.ctx.session_factory() as db:
         # Numbers of new takes are read under the band's lock, afresh each batch:
-        # another scan of the band may have added takes meanwhile.
-        await library_service.lock_numbering(db_session=db, band_id=run.source.band_id)
-        await _resolve_places(db, run, batch, inspected, index, moved_from)
-        new_takes = []
-        for file, result in zip(batch, inspected, strict=True):
-            take = await _register(run, db, file, result, index, gone, moved_from)
-            if take is not None:
-                new_takes.append(take)
-            run.job.processed += 1
-        await _insert_new_takes(db, run, new_takes)
-        await _flush_recorded(db, run)
-        db.add(run.job)
+        # another scan of the band may have added takes meanwhile. On SQLite this also
+        # takes the write lock first, so what is read next is current.
+        await library_service.lock_numbering(db_session=db, band_id=band_id)
+        if await jobs_service.cancel_requested(db_session=db, job_id=job.id):
+            return True
+        changed: list[dict[str, Any]] = []
+        new: list[tuple[FoundFile, Inspected]] = []
+        for (file, known), result in zip(batch, inspected, strict=True):
+            if type(result) is not Inspected:
+                _not_indexed(run, file, result)
+                continue
+            if known is None and moved_from.get(result.content_hash):
+                # The same bytes left another path in this source: a move or rename. The
+                # take keeps its version, comments and reactions. Among identical
+                # copies, the one from the same folder is the likelier.
+                candidates = moved_from[result.content_hash]
+                folder = file.path.rpartition("/")[0]
+                old_path = next(
+                    (path for path in candidates if path.rpartition("/")[0] == folder),
+                    candidates[0],
+                )
+                candidates.remove(old_path)
+                known = gone.pop(old_path)
+            if known is None:
+                new.append((file, result))
+                continue
+            changed.append(
+                {
+                    "version_id": known[0],
+                    "new_path": file.path,
+                    "new_marker": file.marker,
+                    "new_hash": result.content_hash,
+                    "new_size": file.size,
+                    "new_format": result.format,
+                }
+            )
+        updated_ids = [row["version_id"] for row in changed]
+        if changed:
+            await db.execute(_CHANGE, changed)
+        added_ids = await _insert_new_takes(db, run, new) if new else []
+        # Here, in the same transaction, is where work for the new and changed versions
+        # (added_ids, updated_ids) is queued: one insert for the batch; the messages go
+        # after the commit, as the events below do.
+        job.processed += len(batch)
+        job.added += len(added_ids)
+        job.updated += len(updated_ids)
+        job.progress = min(1.0, job.processed / job.total) if job.total else 0.0
+        db.add(job)
         await db.commit()
+    run.added_ids += added_ids
+    run.updated_ids += updated_ids
+    return False
+
+
+def _not_indexed(run: _Run, file: FoundFile, result: Exception) -> None:
+    if isinstance(result, NotAudio):
+        run.job.skipped += 1
+        return
+    if isinstance(result, _BadTitle):
+        message = "Its folder or name cannot be a track title."
+    elif isinstance(result, PermissionError):
+        message = "Permission denied."
+    elif isinstance(result, FileNotFoundError):
+        message = "It disappeared during the scan."
+    elif isinstance(result, OSError):
+        message = f"Could not be read: {result.strerror or result}."
+    else:
+        message = f"Could not be read: {result}."
+    jobs_service.record_error(run.job, path=file.path, message=message)
+    run.failed_paths.append(file.path)
+
+
+class _BadTitle(Exception):
+    pass
+
+
+async def _insert_new_takes(
+    db: AsyncSession, run: _Run, new: list[tuple[FoundFile, Inspected]]
+) -> list[int]:
+    """The batch's new takes: their tracks and sessions found or made (a statement or two,
+    only for titles and dates not seen before), numbered after each track's newest (one
+    grouped read, under the band's lock), inserted in one statement. Their ids."""
+    band_id, source_id = run.source.band_id, run.source.id
+    if run.track_keys is None or run.sessions is None:
+        run.track_keys = await library_service.band_track_ids(db_session=db, band_id=band_id)
+        run.sessions = await library_service.band_session_ids(db_session=db, band_id=band_id)
+    places = [paths.place_recording(file.path) for file, _ in new]
+    titles = [place.track_title for place in places if place.track_title not in run.tracks]
+    if titles:
+        run.tracks.update(
+            await library_service.track_ids_for_titles(
+                db_session=db, band_id=band_id, titles=titles, known=run.track_keys
+            )
+        )
+    dates = [
+        place.session_date
+        for place in places
+        if place.session_date is not None and place.session_date not in run.sessions
+    ]
+    if dates:
+        await library_service.session_ids_for_dates(
+            db_session=db, band_id=band_id, dates=dates, known=run.sessions
+        )
+    tracks, sessions = run.tracks, run.sessions
+    track_ids = sorted(
+        {tracks[place.track_title] for place in places if place.track_title in tracks}
+    )
+    next_number = dict.fromkeys(track_ids, 1)
+    if track_ids:
+        highest = await db.execute(
+            select(TrackVersion.track_id, func.max(TrackVersion.number))
+            .where(TrackVersion.track_id.in_(track_ids))
+            .group_by(TrackVersion.track_id)
+        )
+        next_number.update({track_id: (top or 0) + 1 for track_id, top in highest})
+    now = utcnow()
+    rows = []
+    for (file, result), place in zip(new, places, strict=True):
+        track_id = tracks.get(place.track_title)
+        if track_id is None:  # a title validation refused (control characters only)
+            _not_indexed(run, file, _BadTitle())
+            continue
+        tags = result.tags
+        number = next_number[track_id]
+        next_number[track_id] = number + 1
+        rows.append(
+            {
+                "band_id": band_id,
+                "track_id": track_id,
+                "session_id": sessions.get(place.session_date) if place.session_date else None,
+                "source_id": source_id,
+                "path": file.path,
+                "original_filename": file.path.rpartition("/")[2],
+                "number": number,
+                "label": place.label,
+                "change_marker": file.marker,
+                "content_hash": result.content_hash,
+                "format": result.format,
+                "size_bytes": file.size,
+                "duration_ms": tags.duration_ms,
+                "sample_rate": tags.sample_rate,
+                "channels": tags.channels,
+                "bitrate": tags.bitrate,
+                "recorded_at": tags.recorded_at,
+                "status": VersionStatus.PENDING,
+                "created_at": now,
+            }
+        )
+    if not rows:
+        return []
+    inserted = await db.execute(insert(_VERSIONS).returning(_VERSIONS.c.id), rows)
+    added_ids = list(inserted.scalars())
+    # Track.last_recorded_at (the RECENTLY_RECORDED order), one statement for the batch.
+    touched = sorted({row["track_id"] for row in rows})
+    await library_service.touch_recorded(db_session=db, track_ids=touched)
+    return added_ids
 
 
 async def _missing_if_removed(ctx: ScanContext, source_id: int) -> None:
@@ -293,211 +489,38 @@ async def _save_folder_markers(
         )
 
 
-async def _register(
-    run: _Run,
-    db: AsyncSession,
-    file: FoundFile,
-    result: Inspected | Exception,
-    index: dict[str, Indexed],
-    gone: dict[str, Indexed],
-    moved_from: dict[str, list[str]],
-) -> _NewTake | None:
-    """Record what a file turned out to be; a new take is returned, to be inserted with
-    the rest of its batch."""
-    job = run.job
-    if isinstance(result, NotAudio):
-        job.skipped += 1
-        return
-    if isinstance(result, OSError):
-        message = (
-            "Permission denied."
-            if isinstance(result, PermissionError)
-            else (
-                "It disappeared during the scan."
-                if isinstance(result, FileNotFoundError)
-                else f"Could not be read: {result.strerror or result}."
-            )
-        )
-        jobs_service.record_error(job, path=file.path, message=message)
-        run.failed_paths.append(file.path)
-        return
-    known = index.get(file.path)
-    if known is None and moved_from.get(result.content_hash):
-        # The same bytes left another path in this source: a move or rename. The take
-        # keeps its version, comments and reactions. Among identical copies, the one
-        # from the same folder is the likelier.
-        candidates = moved_from[result.content_hash]
-        folder = file.path.rpartition("/")[0]
-        old_path = next((p for p in candidates if p.rpartition("/")[0] == folder), candidates[0])
-        candidates.remove(old_path)
-        known = gone.pop(old_path)
-    if known is not None:
-        await db.execute(
-            update(TrackVersion)
-            .where(TrackVersion.id == known.version_id)
-            .values(
-                path=file.path,
-                change_marker=file.marker,
-                content_hash=result.content_hash,
-                size_bytes=file.size,
-                format=result.format,
-                status=VersionStatus.PENDING,
-            )
-        )
-        job.updated += 1
-        run.updated_ids.append(known.version_id)
-        return
-    place = paths.place_recording(file.path)
-    identity = normalize_title(place.track_title)
-    track = run.tracks.get(identity)
-    if track is None:
-        track = await library_service.get_or_create_track(
-            db_session=db, band_id=run.source.band_id, title=place.track_title
-        )
-        run.tracks[identity] = track
-    session_id = None
-    if place.session_date is not None:
-        session_id = run.sessions.get(place.session_date)
-        if session_id is None:
-            session = await library_service.get_or_create_session(
-                db_session=db, band_id=run.source.band_id, session_date=place.session_date
-            )
-            session_id = run.sessions[place.session_date] = session.id
-    tags = result.tags
-    return _NewTake(
-        track_id=track.id,
-        row={
-            "band_id": run.source.band_id,
-            "track_id": track.id,
-            "session_id": session_id,
-            "source_id": run.source.id,
-            "path": file.path,
-            "original_filename": Path(file.path).name,
-            "label": place.label,
-            "change_marker": file.marker,
-            "content_hash": result.content_hash,
-            "format": result.format,
-            "size_bytes": file.size,
-            "duration_ms": tags.duration_ms,
-            "sample_rate": tags.sample_rate,
-            "channels": tags.channels,
-            "bitrate": tags.bitrate,
-            "recorded_at": tags.recorded_at,
-            "status": VersionStatus.PENDING,
-        },
-    )
-
-
-async def _resolve_places(
-    db: AsyncSession,
-    run: _Run,
-    batch: list[FoundFile],
-    inspected: list[Inspected | Exception],
-    index: dict[str, Indexed],
-    moved_from: dict[str, list[str]],
-) -> None:
-    """Find or make, all at once, the tracks and sessions the batch's new takes go to
-    (a take that turns out otherwise in _register just leaves its entry unused)."""
-    titles: list[str] = []
-    dates: list[date] = []
-    for file, result in zip(batch, inspected, strict=True):
-        if not isinstance(result, Inspected) or file.path in index:
-            continue
-        if moved_from.get(result.content_hash):
-            continue  # likely a move: it keeps its track
-        place = paths.place_recording(file.path)
-        if normalize_title(place.track_title) not in run.tracks:
-            titles.append(place.track_title)
-        if place.session_date is not None and place.session_date not in run.sessions:
-            dates.append(place.session_date)
-    band_id = run.source.band_id
-    if titles:
-        run.tracks.update(
-            await library_service.get_or_create_tracks(
-                db_session=db, band_id=band_id, titles=titles
-            )
-        )
-    if dates:
-        run.sessions.update(
-            await library_service.get_or_create_sessions(
-                db_session=db, band_id=band_id, dates=dates
-            )
-        )
-
-
-@dataclass
-class _NewTake:
-    track_id: int
-    row: dict[str, Any]
-
-
-async def _insert_new_takes(db: AsyncSession, run: _Run, takes: list[_NewTake]) -> None:
-    """One statement for the batch's new takes, numbered after each track's newest (read
-    under the band's lock, in one grouped query)."""
-    if not takes:
-        return
-    track_ids = sorted({take.track_id for take in takes})
-    highest = await db.execute(
-        select(TrackVersion.track_id, func.max(TrackVersion.number))
-        .where(TrackVersion.track_id.in_(track_ids))
-        .group_by(TrackVersion.track_id)
-    )
-    next_number = {track_id: 1 for track_id in track_ids}
-    next_number.update({track_id: (top or 0) + 1 for track_id, top in highest})
-    now = utcnow()
-    rows = []
-    for take in takes:
-        rows.append({**take.row, "number": next_number[take.track_id], "created_at": now})
-        next_number[take.track_id] += 1
-    inserted = await db.execute(insert(TrackVersion).returning(TrackVersion.id), rows)
-    run.added_ids.extend(inserted.scalars().all())
-    run.touched_tracks.update(track_ids)
-    run.job.added += len(takes)
-
-
-async def _flush_recorded(db: AsyncSession, run: _Run) -> None:
-    if run.touched_tracks:
-        await library_service.touch_recorded(db_session=db, track_ids=sorted(run.touched_tracks))
-        run.touched_tracks.clear()
-
-
 async def load_index(
     session_factory: async_sessionmaker[AsyncSession], source_id: int
 ) -> dict[str, Indexed]:
+    """path -> (version id, change marker, status, content hash) of the source's takes:
+    columns as plain values (the status as its text), no ORM objects."""
+    columns = _VERSIONS.c
     async with session_factory() as db:
         rows = await db.execute(
             select(
-                TrackVersion.path,
-                TrackVersion.id,
-                TrackVersion.change_marker,
-                TrackVersion.status,
-                TrackVersion.content_hash,
-            ).where(TrackVersion.source_id == source_id)
+                columns.path,
+                columns.id,
+                columns.change_marker,
+                type_coerce(columns.status, String),
+                columns.content_hash,
+            ).where(columns.source_id == source_id)
         )
-        return {
-            path: Indexed(vid, marker, status, digest) for path, vid, marker, status, digest in rows
-        }
-
-
-async def _cancel_requested(run: _Run, *, now: bool = False) -> bool:
-    moment = time.monotonic()
-    if not now and moment - run.last_cancel_check < CANCEL_CHECK_INTERVAL:
-        return False
-    run.last_cancel_check = moment
-    async with run.ctx.session_factory() as db:
-        return await jobs_service.cancel_requested(db_session=db, job_id=run.job.id)
+        return {path: (vid, marker, status, digest) for path, vid, marker, status, digest in rows}
 
 
 async def _progress(run: _Run, *, force: bool = False) -> None:
+    """Tell subscribers (at most every PROGRESS_INTERVAL). A batch writes its counts in
+    its own transaction; only the first report, after the diff, writes the job row."""
     now = time.monotonic()
     if not force and now - run.last_progress < PROGRESS_INTERVAL:
         return
     run.last_progress = now
     job = run.job
-    job.progress = min(1.0, job.processed / job.total) if job.total else 0.0
-    async with run.ctx.session_factory() as db:
-        db.add(job)
-        await db.commit()
+    if force:
+        job.progress = min(1.0, job.processed / job.total) if job.total else 0.0
+        async with run.ctx.session_factory() as db:
+            db.add(job)
+            await db.commit()
     await _publish_job(run.ctx, job)
 
 
