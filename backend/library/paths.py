@@ -134,6 +134,7 @@ def _stem(filename: str) -> str:
     return head if dot and head else filename
 
 
+@lru_cache(maxsize=8192)  # labels repeat ('take1', 'jam 03'): a scan asks for each file
 def _readable(name: str) -> str:
     """'new_song' -> 'new song', capped; '' for a name of only blanks and underscores
     (which title_from_name would hand back unchanged)."""

@@ -203,3 +203,15 @@ async def test_removing_a_source_stops_its_scan(client, band_with_folder):
     library = (await gql(client, LIBRARY, {"b": band_id}, token=token)).ok()["band"]
     statuses = {v["status"] for t in library["tracks"]["nodes"] for v in t["versions"]["nodes"]}
     assert statuses <= {"MISSING"}, statuses
+
+
+async def test_a_folder_that_cannot_name_a_track_fails_alone(client, band_with_folder):
+    token, _, source_id, folder = band_with_folder
+    # A folder named with a control character only: no track can have that title.
+    tree(folder, ["231015/groove/take1.wav", "231015/\x01/take1.wav"])
+    result = await scan(client, token, source_id)
+    assert result["status"] == "SUCCEEDED", result
+    assert (result["added"], result["failed"]) == (1, 1), result
+    assert result["errors"] == [
+        {"path": "231015/\x01/take1.wav", "message": "Its folder or name cannot be a track title."}
+    ]
