@@ -7,6 +7,7 @@ written without a task per subscriber, and membership checks batched."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import event
 from backend.bands import live, membership
 from backend.graphql.multiplex import Multiplexer
 from backend.graphql.relay import parse_global_id, to_global_id
+from backend.graphql.schema import schema
 from backend.graphql.subscribers import (
     MAX_BACKLOG,
     Subscriber,
@@ -423,3 +425,34 @@ async def test_membership_checks_are_batched(client, session_factory, app_and_en
     assert answers == [True] * (len(asked) - 1) + [False]
     assert len(statements) <= 2, statements  # 301 sockets asking: one query (or two)
     assert await membership.member_ids(session_factory, band_id=band_pk) == set(member_pks)
+
+
+# What the multiplexer takes; the rest goes the ordinary Strawberry way.
+
+
+def test_only_plain_band_events_documents_are_multiplexed():
+    mux = Multiplexer(schema, [live.BandEventsSource()], encode=json.dumps)
+    band = to_global_id("Band", 1)
+    plan = mux.plan(COMMENTS, None, {"id": band})
+    assert plan is not None and plan.arguments == {"bandId": band}
+    # Same document and variables, same group key, however the variables are ordered.
+    a = mux.plan(COMMENTS, None, {"id": band, "x": 1, "y": 2})
+    b = mux.plan(COMMENTS, None, {"y": 2, "x": 1, "id": band})
+    assert a is not None and b is not None and a.key == b.key != plan.key
+
+    refused = {
+        "another field": ('subscription { jobProgress(jobId: "x") { status } }', None, {}),
+        "a directive": (
+            COMMENTS.replace("(bandId: $id)", "(bandId: $id) @include(if: true)"),
+            None,
+            {"id": band},
+        ),
+        "a syntax error": ("subscription {", None, {}),
+        "invalid": ("subscription { bandEvents { nope } }", None, {}),
+        "a missing variable": (COMMENTS, None, {}),
+        "a query": ("query { viewer { id } }", None, {}),
+        "no such operation": (COMMENTS, "Named", {"id": band}),
+        "variables not an object": (COMMENTS, None, ["x"]),
+    }
+    for reason, (query, name, variables) in refused.items():
+        assert mux.plan(query, name, variables) is None, reason
