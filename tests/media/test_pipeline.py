@@ -54,7 +54,7 @@ async def upload(
     return response.json()
 
 
-async def wait_settled(client, token, version_id, seconds: float = 90.0) -> dict[str, Any]:
+async def wait_settled(client, token, version_id, seconds: float = 180.0) -> dict[str, Any]:
     async with asyncio.timeout(seconds):
         while True:
             version = (await gql(client, VERSION, {"id": version_id}, token=token)).ok()["node"]
