@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.audio_fixtures import write_wav
@@ -215,3 +217,33 @@ async def test_a_folder_that_cannot_name_a_track_fails_alone(client, band_with_f
     assert result["errors"] == [
         {"path": "231015/\x01/take1.wav", "message": "Its folder or name cannot be a track title."}
     ]
+
+
+FREEZING = """
+import gc
+from backend.library.scanner.scan import _young_objects_only as scanning
+
+with scanning():  # a worker process: what was there is frozen while the scan runs
+    assert gc.get_freeze_count() > 0
+    with scanning():  # a second scan at once changes nothing
+        pass
+    assert gc.get_freeze_count() > 0
+assert gc.get_freeze_count() == 0  # and back to normal after it
+gc.freeze()  # the api process freezes what it loaded, for good (backend/app.py)
+frozen = gc.get_freeze_count()
+with scanning():
+    pass
+assert gc.get_freeze_count() >= frozen, "a scan undid the api's freeze"
+gc.unfreeze()
+with scanning():
+    started = [[] for _ in range(1000)]
+    gc.freeze()  # the api starting up while a scan runs
+assert gc.get_freeze_count() > 0, "a scan undid a freeze made meanwhile"
+"""
+
+
+def test_a_scan_freezes_the_heap_only_where_nothing_is_frozen():
+    ran = subprocess.run(
+        [sys.executable, "-c", FREEZING], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
