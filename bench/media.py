@@ -64,7 +64,7 @@ from backend.media.analysis.tempo import TempoEstimator  # noqa: E402
 from backend.media.analysis.waveform import ZOOM_LEVELS, WaveformBuilder  # noqa: E402
 from backend.media.decode import Decoding, PcmFormat, find_ffmpeg  # noqa: E402
 from backend.media.probe import probe  # noqa: E402
-from backend.media.transcode import outputs, transcode  # noqa: E402
+from backend.media.transcode import LoudnessMeasurement, outputs, transcode  # noqa: E402
 from tests import media_fixtures as mf  # noqa: E402
 
 CACHE = Path(tempfile.gettempdir()) / "backline-bench-media"
@@ -319,6 +319,12 @@ def fresh(folder: Path) -> Path:
 def transcode_rows(source: Path, audio_s: float, repeats: int) -> list[str]:
     work = CACHE / "out"
     probed = probe(source, verify=False)
+    found = analyze(source)
+    measured = LoudnessMeasurement.from_analysis(
+        integrated_lufs=found.loudness_lufs,
+        range_lu=found.loudness_range_lu,
+        true_peak_dbtp=found.true_peak_dbtp,
+    )
     lines = []
     runs: dict[str, Timing] = {}
     cases: dict[str, Callable[[], Any]] = {
@@ -346,6 +352,15 @@ def transcode_rows(source: Path, audio_s: float, repeats: int) -> list[str]:
         ),
         "transcode(): normalised rendition only (2 passes)": lambda: transcode(
             source, fresh(work / "h"), hls=False, mp3=False, normalized=True, probed=probed
+        ),
+        "transcode(): normalised only, measured= from analyze() (1 pass)": lambda: transcode(
+            source,
+            fresh(work / "m"),
+            hls=False,
+            mp3=False,
+            normalized=True,
+            probed=probed,
+            measured=measured,
         ),
         "transcode(): HLS + MP3 + normalised": lambda: transcode(
             source, fresh(work / "i"), normalized=True, probed=probed
