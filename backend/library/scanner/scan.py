@@ -279,8 +279,44 @@ async def _write_batch(
     moved_from: dict[str, list[str]],
 ) -> bool:
     """One transaction for the batch, a handful of statements whatever its size; True
-    (and nothing written) when the job was asked to stop."""
+    (and nothing written) when the job was asked to stop.
+
+    What needs no database is done before the transaction: on SQLite it holds the one
+    write lock, and a writer waiting for it (a cancel, a comment) gets in between."""
     job, band_id = run.job, run.source.band_id
+    failures: list[tuple[FoundFile, Exception]] = []
+    changed: list[dict[str, Any]] = []
+    new: list[tuple[FoundFile, Inspected]] = []
+    for (file, known), result in zip(batch, inspected, strict=True):
+        if type(result) is not Inspected:
+            failures.append((file, result))
+            continue
+        if known is None and moved_from.get(result.content_hash):
+            # The same bytes left another path in this source: a move or rename. The
+            # take keeps its version, comments and reactions. Among identical copies,
+            # the one from the same folder is the likelier.
+            candidates = moved_from[result.content_hash]
+            folder = file.path.rpartition("/")[0]
+            old_path = next(
+                (path for path in candidates if path.rpartition("/")[0] == folder),
+                candidates[0],
+            )
+            candidates.remove(old_path)
+            known = gone.pop(old_path)
+        if known is None:
+            new.append((file, result))
+            continue
+        changed.append(
+            {
+                "version_id": known[0],
+                "new_path": file.path,
+                "new_marker": file.marker,
+                "new_hash": result.content_hash,
+                "new_size": file.size,
+                "new_format": result.format,
+            }
+        )
+    takes = _new_takes(run, new)
     async with run.ctx.session_factory() as db:
         # Numbers of new takes are read under the band's lock, afresh each batch:
         # another scan of the band may have added takes meanwhile. On SQLite this also
@@ -288,41 +324,12 @@ async def _write_batch(
         await library_service.lock_numbering(db_session=db, band_id=band_id)
         if await jobs_service.cancel_requested(db_session=db, job_id=job.id):
             return True
-        changed: list[dict[str, Any]] = []
-        new: list[tuple[FoundFile, Inspected]] = []
-        for (file, known), result in zip(batch, inspected, strict=True):
-            if type(result) is not Inspected:
-                _not_indexed(run, file, result)
-                continue
-            if known is None and moved_from.get(result.content_hash):
-                # The same bytes left another path in this source: a move or rename. The
-                # take keeps its version, comments and reactions. Among identical
-                # copies, the one from the same folder is the likelier.
-                candidates = moved_from[result.content_hash]
-                folder = file.path.rpartition("/")[0]
-                old_path = next(
-                    (path for path in candidates if path.rpartition("/")[0] == folder),
-                    candidates[0],
-                )
-                candidates.remove(old_path)
-                known = gone.pop(old_path)
-            if known is None:
-                new.append((file, result))
-                continue
-            changed.append(
-                {
-                    "version_id": known[0],
-                    "new_path": file.path,
-                    "new_marker": file.marker,
-                    "new_hash": result.content_hash,
-                    "new_size": file.size,
-                    "new_format": result.format,
-                }
-            )
+        for file, result in failures:
+            _not_indexed(run, file, result)
         updated_ids = [row["version_id"] for row in changed]
         if changed:
             await db.execute(_CHANGE, changed)
-        added_ids = await _insert_new_takes(db, run, new) if new else []
+        added_ids = await _insert_new_takes(db, run, takes) if takes else []
         # Here, in the same transaction, is where work for the new and changed versions
         # (added_ids, updated_ids) is queued: one insert for the batch; the messages go
         # after the commit, as the events below do.
@@ -359,36 +366,69 @@ class _BadTitle(Exception):
     pass
 
 
-async def _insert_new_takes(
-    db: AsyncSession, run: _Run, new: list[tuple[FoundFile, Inspected]]
-) -> list[int]:
+@dataclass(slots=True)
+class _NewTake:
+    file: FoundFile
+    place: paths.RecordingPlace
+    row: dict[str, Any]  # without track, session and number: those need the database
+
+
+def _new_takes(run: _Run, new: list[tuple[FoundFile, Inspected]]) -> list[_NewTake]:
+    now = utcnow()
+    band_id, source_id = run.source.band_id, run.source.id
+    takes = []
+    for file, result in new:
+        place = paths.place_recording(file.path)
+        tags = result.tags
+        row = {
+            "band_id": band_id,
+            "source_id": source_id,
+            "path": file.path,
+            "original_filename": file.path.rpartition("/")[2],
+            "label": place.label,
+            "change_marker": file.marker,
+            "content_hash": result.content_hash,
+            "format": result.format,
+            "size_bytes": file.size,
+            "duration_ms": tags.duration_ms,
+            "sample_rate": tags.sample_rate,
+            "channels": tags.channels,
+            "bitrate": tags.bitrate,
+            "recorded_at": tags.recorded_at,
+            "status": VersionStatus.PENDING,
+            "created_at": now,
+        }
+        takes.append(_NewTake(file, place, row))
+    return takes
+
+
+async def _insert_new_takes(db: AsyncSession, run: _Run, takes: list[_NewTake]) -> list[int]:
     """The batch's new takes: their tracks and sessions found or made (a statement or two,
     only for titles and dates not seen before), numbered after each track's newest (one
     grouped read, under the band's lock), inserted in one statement. Their ids."""
-    band_id, source_id = run.source.band_id, run.source.id
+    band_id = run.source.band_id
     if run.track_keys is None or run.sessions is None:
         run.track_keys = await library_service.band_track_ids(db_session=db, band_id=band_id)
         run.sessions = await library_service.band_session_ids(db_session=db, band_id=band_id)
-    places = [paths.place_recording(file.path) for file, _ in new]
-    titles = [place.track_title for place in places if place.track_title not in run.tracks]
+    tracks, sessions = run.tracks, run.sessions
+    titles = [take.place.track_title for take in takes if take.place.track_title not in tracks]
     if titles:
-        run.tracks.update(
+        tracks.update(
             await library_service.track_ids_for_titles(
                 db_session=db, band_id=band_id, titles=titles, known=run.track_keys
             )
         )
     dates = [
-        place.session_date
-        for place in places
-        if place.session_date is not None and place.session_date not in run.sessions
+        take.place.session_date
+        for take in takes
+        if take.place.session_date is not None and take.place.session_date not in sessions
     ]
     if dates:
         await library_service.session_ids_for_dates(
-            db_session=db, band_id=band_id, dates=dates, known=run.sessions
+            db_session=db, band_id=band_id, dates=dates, known=sessions
         )
-    tracks, sessions = run.tracks, run.sessions
     track_ids = sorted(
-        {tracks[place.track_title] for place in places if place.track_title in tracks}
+        {tracks[take.place.track_title] for take in takes if take.place.track_title in tracks}
     )
     next_number = dict.fromkeys(track_ids, 1)
     if track_ids:
@@ -398,39 +438,20 @@ async def _insert_new_takes(
             .group_by(TrackVersion.track_id)
         )
         next_number.update({track_id: (top or 0) + 1 for track_id, top in highest})
-    now = utcnow()
     rows = []
-    for (file, result), place in zip(new, places, strict=True):
+    for take in takes:
+        place = take.place
         track_id = tracks.get(place.track_title)
         if track_id is None:  # a title validation refused (control characters only)
-            _not_indexed(run, file, _BadTitle())
+            _not_indexed(run, take.file, _BadTitle())
             continue
-        tags = result.tags
         number = next_number[track_id]
         next_number[track_id] = number + 1
-        rows.append(
-            {
-                "band_id": band_id,
-                "track_id": track_id,
-                "session_id": sessions.get(place.session_date) if place.session_date else None,
-                "source_id": source_id,
-                "path": file.path,
-                "original_filename": file.path.rpartition("/")[2],
-                "number": number,
-                "label": place.label,
-                "change_marker": file.marker,
-                "content_hash": result.content_hash,
-                "format": result.format,
-                "size_bytes": file.size,
-                "duration_ms": tags.duration_ms,
-                "sample_rate": tags.sample_rate,
-                "channels": tags.channels,
-                "bitrate": tags.bitrate,
-                "recorded_at": tags.recorded_at,
-                "status": VersionStatus.PENDING,
-                "created_at": now,
-            }
-        )
+        row = take.row
+        row["track_id"] = track_id
+        row["session_id"] = sessions.get(place.session_date) if place.session_date else None
+        row["number"] = number
+        rows.append(row)
     if not rows:
         return []
     inserted = await db.execute(insert(_VERSIONS).returning(_VERSIONS.c.id), rows)
