@@ -205,8 +205,11 @@ async def _scan(
             broker = create_broker(settings)
         else:
             threads = max(settings.worker_threads, 1)
+            # The takes' media work outlives this command: the server's workers do it.
             embedded = embedded_workers.start(
-                settings.model_copy(update={"worker_threads": threads}), bus.publish
+                settings.model_copy(update={"worker_threads": threads}),
+                bus.publish,
+                send_media_jobs=False,
             )
             broker = embedded.broker
         async with AsyncExitStack() as stack:

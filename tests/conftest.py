@@ -3,14 +3,18 @@ against the real app over HTTP (ASGI), on a database migrated by Alembic."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.errors import QueueJoinTimeout
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -103,9 +107,36 @@ async def statement_counter(app_and_engine) -> AsyncIterator[StatementCounter]:
 @pytest.fixture
 async def engine(app_and_engine) -> AsyncIterator[AsyncEngine]:
     """The app's engine, on an empty database (rows of earlier tests removed)."""
-    _, engine = app_and_engine
+    app, engine = app_and_engine
+    await _drop_media_work(app)
     await _empty_tables(engine)
     yield engine
+
+
+async def _drop_media_work(app: Any) -> None:
+    """Scans and uploads of earlier tests queue media work that the embedded workers
+    would still be doing: drop what waits, let what runs finish, then empty the tables
+    (a job must not write into the next test's rows, nor hold locks TRUNCATE needs)."""
+    broker = app.state.queue.broker
+    if not isinstance(broker, StubBroker) or "media" not in broker.queues:
+        return
+    broker.flush("media")
+    with contextlib.suppress(QueueJoinTimeout):
+        await asyncio.to_thread(broker.join, "media", timeout=30_000, fail_fast=False)
+
+
+@pytest.fixture
+def settle_media(app_and_engine) -> Callable[[], Awaitable[None]]:
+    """Wait until the media work queued so far is done (before comparing snapshots of
+    the database, say)."""
+    app, _ = app_and_engine
+
+    async def settle() -> None:
+        broker = app.state.queue.broker
+        if isinstance(broker, StubBroker) and "media" in broker.queues:
+            await asyncio.to_thread(broker.join, "media", timeout=120_000, fail_fast=False)
+
+    return settle
 
 
 async def _empty_tables(engine: AsyncEngine) -> None:

@@ -31,10 +31,14 @@ class EmbeddedWorkers:
         _running = None
 
 
-def start(settings: Settings, publish: runtime.Publish) -> EmbeddedWorkers:
+def start(
+    settings: Settings, publish: runtime.Publish, *, send_media_jobs: bool = True
+) -> EmbeddedWorkers:
     """Start the actors in this process. Only one set per process: Dramatiq's asyncio
     middleware keeps one event-loop thread per process, so a second set would take it
-    from the first."""
+    from the first. ``send_media_jobs=False`` (a short-lived process: `backline scan`)
+    leaves the media jobs a scan queues unsent, for the server's sweeper to send to its
+    own workers, rather than to threads that stop when the command does."""
     global _running
     if _running is not None:
         raise AlreadyRunning(
@@ -43,7 +47,11 @@ def start(settings: Settings, publish: runtime.Publish) -> EmbeddedWorkers:
     broker = StubBroker()
     register_actors(broker)
     broker.emit_after("process_boot")
-    runtime.configure(runtime.WorkerRuntime(settings=settings, publish=publish, broker=broker))
+    runtime.configure(
+        runtime.WorkerRuntime(
+            settings=settings, publish=publish, broker=broker, send_media_jobs=send_media_jobs
+        )
+    )
     worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads, worker_timeout=100)
     worker.start()
     _running = EmbeddedWorkers(broker=broker, worker=worker)

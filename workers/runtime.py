@@ -27,6 +27,8 @@ class WorkerRuntime:
     settings: Settings
     publish: Publish
     broker: dramatiq.Broker
+    # False: scans leave their media jobs unsent (see workers.embedded.start).
+    send_media_jobs: bool = True
     _engine: AsyncEngine | None = field(default=None, init=False)
     _session_factory: async_sessionmaker[AsyncSession] | None = field(default=None, init=False)
     _storage: Storage | None = field(default=None, init=False)
@@ -54,6 +56,7 @@ class WorkerRuntime:
             session_factory=self.session_factory,
             settings=self.settings,
             publish=self.publish,
+            queue=self.queue if self.send_media_jobs else None,
         )
 
     def media_context(self) -> MediaContext:

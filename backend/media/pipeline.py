@@ -39,11 +39,19 @@ async def queue_probes(
     db_session: AsyncSession,
     takes: Sequence[TakeToProcess],
     created_by_id: int | None = None,
+    fresh: bool = False,
 ) -> list[Job]:
     """A PROBE job for each take (one INSERT for all), the takes set back to PENDING;
-    media jobs of these takes still waiting are superseded. Send the jobs after commit."""
+    media jobs of these takes still waiting are superseded (``fresh``: takes just made,
+    which have none and are PENDING, so one statement does). Send the jobs after commit."""
     if not takes:
         return []
+    if fresh:
+        return await _insert_jobs(
+            db_session,
+            [(take.band_id, take.version_id, JobKind.PROBE) for take in takes],
+            created_by_id=created_by_id,
+        )
     version_ids = [take.version_id for take in takes]
     await db_session.execute(
         update(Job)

@@ -230,6 +230,7 @@ async def _register(
         db_session=db_session,
         takes=[pipeline.TakeToProcess(version_id=version.id, band_id=version.band_id)],
         created_by_id=access.user_id,
+        fresh=True,
     )
     await db_session.flush()
     return Uploaded(version=version, jobs=jobs)

@@ -51,7 +51,7 @@ async def versions_by_path(client, token, band_id) -> dict[str, dict]:
 
 
 async def test_a_share_is_indexed_by_the_path_rules_and_rescans_write_nothing(
-    client, band, tmp_path, session_factory
+    client, band, tmp_path, session_factory, settle_media
 ):
     token, band_id = band
     tree(
@@ -86,15 +86,19 @@ async def test_a_share_is_indexed_by_the_path_rules_and_rescans_write_nothing(
         assert found["231015/groove/take1.wav"]["durationMs"] == 200
         assert found["231015/groove/take1.wav"]["sampleRate"] == 44100
 
+        await settle_media()  # the takes' probes, analyses and transcodes write too
         before = await database_snapshot(session_factory)
         again = await scan(client, token, source_id)
+        await settle_media()
         after = await database_snapshot(session_factory)
         assert (again["added"], again["updated"], again["failed"]) == (0, 0, 0), again
         del before["jobs"], after["jobs"]
         assert before == after
 
 
-async def test_changed_removed_returned_and_moved_files_on_a_share(client, band, tmp_path):
+async def test_changed_removed_returned_and_moved_files_on_a_share(
+    client, band, tmp_path, settle_media
+):
     token, band_id = band
     tree(tmp_path, ["231015/groove/take1.wav", "231015/solo.wav", "231015/bass.wav"])
     with running_webdav_server(tmp_path) as url:
@@ -109,10 +113,11 @@ async def test_changed_removed_returned_and_moved_files_on_a_share(client, band,
         result = await scan(client, token, source_id)
         assert result["status"] == "SUCCEEDED", result
         assert (result["added"], result["updated"]) == (0, 2), result
+        await settle_media()
         now = await versions_by_path(client, token, band_id)
         changed = now["231015/groove/take1.wav"]
         assert changed["id"] == first["231015/groove/take1.wav"]["id"]
-        assert changed["durationMs"] == 200  # the probe (media jobs) refreshes the facts
+        assert changed["durationMs"] == 500  # the changed file was probed again
         assert now["231015/solo.wav"]["status"] == "MISSING"
         assert now["231022/bass line.wav"]["id"] == first["231015/bass.wav"]["id"]
         assert "231015/bass.wav" not in now

@@ -23,6 +23,7 @@ from backend.core.settings import Settings
 from backend.jobs import service as jobs_service
 from backend.jobs.heartbeat import heartbeat
 from backend.jobs.models import Job, JobStatus
+from backend.jobs.queue import JobQueue
 from backend.library import paths
 from backend.library import service as library_service
 from backend.library.models import Source, SourceFolder, TrackVersion, VersionStatus
@@ -36,6 +37,7 @@ from backend.library.scanner.found import (
 from backend.library.scanner.inspect import Inspected, NotAudio, worth_opening
 from backend.library.scanner.local import LocalReader
 from backend.library.scanner.readers import open_reader
+from backend.media import pipeline as media_pipeline
 
 logger = logging.getLogger("backline.scan")
 
@@ -64,6 +66,19 @@ _CHANGE = (
     )
 )
 
+# A moved or renamed file (same bytes): its take keeps its status and media.
+_MOVE = (
+    update(_VERSIONS)
+    .where(_VERSIONS.c.id == bindparam("version_id"))
+    .values(
+        path=bindparam("new_path"),
+        change_marker=bindparam("new_marker"),
+        content_hash=bindparam("new_hash"),
+        size_bytes=bindparam("new_size"),
+        format=bindparam("new_format"),
+    )
+)
+
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
@@ -72,6 +87,9 @@ class ScanContext:
     session_factory: async_sessionmaker[AsyncSession]
     settings: Settings
     publish: Publish
+    # Where the media jobs of new and changed takes are sent once their batch commits;
+    # without one (a bare test context) the job sweeper sends them a few seconds later.
+    queue: JobQueue | None = None
 
 
 # What the index knows of a path: (version id, change marker, status, content hash). A
@@ -236,17 +254,16 @@ async def _scan(run: _Run) -> bool:
                 .where(TrackVersion.id.in_([known[0] for known in gone.values()]))
                 .values(status=VersionStatus.MISSING)
             )
+        media_jobs: list[Job] = []
         if returning:
-            await db.execute(
-                update(TrackVersion)
-                .where(TrackVersion.id.in_(returning))
-                .values(status=VersionStatus.PENDING)
-            )
+            # Restored, and processed again: the file may have been replaced meanwhile.
+            media_jobs = await _queue_media(db, run, new_ids=[], changed_ids=returning)
             job.updated += len(returning)
             run.updated_ids += returning
         db.add(job)
         await _save_folder_markers(db, run, walk, known_folders)
         await db.commit()
+    await _send_media(run, media_jobs)
     await _publish_versions(run)
     return False
 
@@ -286,8 +303,10 @@ async def _write_batch(
     job, band_id = run.job, run.source.band_id
     failures: list[tuple[FoundFile, Exception]] = []
     changed: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
     new: list[tuple[FoundFile, Inspected]] = []
     for (file, known), result in zip(batch, inspected, strict=True):
+        was_moved = False
         if type(result) is not Inspected:
             failures.append((file, result))
             continue
@@ -303,10 +322,11 @@ async def _write_batch(
             )
             candidates.remove(old_path)
             known = gone.pop(old_path)
+            was_moved = True
         if known is None:
             new.append((file, result))
             continue
-        changed.append(
+        (moved if was_moved else changed).append(
             {
                 "version_id": known[0],
                 "new_path": file.path,
@@ -326,13 +346,16 @@ async def _write_batch(
             return True
         for file, result in failures:
             _not_indexed(run, file, result)
-        updated_ids = [row["version_id"] for row in changed]
+        changed_ids = [row["version_id"] for row in changed]
+        updated_ids = changed_ids + [row["version_id"] for row in moved]
         if changed:
             await db.execute(_CHANGE, changed)
+        if moved:
+            await db.execute(_MOVE, moved)
         added_ids = await _insert_new_takes(db, run, takes) if takes else []
-        # Here, in the same transaction, is where work for the new and changed versions
-        # (added_ids, updated_ids) is queued: one insert for the batch; the messages go
-        # after the commit, as the events below do.
+        # Phase 3b, in the same transaction: the media work of new and changed takes (a
+        # moved one keeps what it has); the messages go after the commit.
+        media_jobs = await _queue_media(db, run, new_ids=added_ids, changed_ids=changed_ids)
         job.processed += len(batch)
         job.added += len(added_ids)
         job.updated += len(updated_ids)
@@ -341,7 +364,29 @@ async def _write_batch(
         await db.commit()
     run.added_ids += added_ids
     run.updated_ids += updated_ids
+    await _send_media(run, media_jobs)
     return False
+
+
+async def _queue_media(
+    db: AsyncSession, run: _Run, *, new_ids: list[int], changed_ids: list[int]
+) -> list[Job]:
+    band_id, requested_by = run.source.band_id, run.job.created_by_id
+    jobs = []
+    for ids, fresh in ((new_ids, True), (changed_ids, False)):
+        if ids:
+            jobs += await media_pipeline.queue_probes(
+                db_session=db,
+                takes=[media_pipeline.TakeToProcess(version_id=i, band_id=band_id) for i in ids],
+                created_by_id=requested_by,
+                fresh=fresh,
+            )
+    return jobs
+
+
+async def _send_media(run: _Run, jobs: list[Job]) -> None:
+    if jobs and run.ctx.queue is not None:
+        await run.ctx.queue.send_committed(jobs, session_factory=run.ctx.session_factory)
 
 
 def _not_indexed(run: _Run, file: FoundFile, result: Exception) -> None:
