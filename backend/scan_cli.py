@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +35,7 @@ from backend.core.settings import Settings
 from backend.jobs import service as jobs_service
 from backend.jobs.models import Job
 from backend.jobs.progress_bar import ProgressBar
-from backend.jobs.queue import JobQueue
+from backend.jobs.queue import JobQueue, JobRef
 from backend.library import sources
 from backend.library.scanner.requests import request_scan
 
@@ -374,7 +374,7 @@ class _SubscribingQueue(JobQueue):
         self._stack = stack
 
     async def send_committed(
-        self, jobs: list[Job], *, session_factory: async_sessionmaker[AsyncSession]
+        self, jobs: Sequence[JobRef], *, session_factory: async_sessionmaker[AsyncSession]
     ) -> None:
         for job in jobs:
             if job.id not in self.subscriptions:

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import event
 
 # Every table on the metadata, as workers/main.py has them (a Job's flush needs users).
@@ -27,6 +28,7 @@ import backend.models  # noqa: F401
 from backend.core.database import create_engine, create_session_factory
 from backend.core.settings import Settings
 from backend.jobs.models import Job
+from backend.jobs.queue import JobQueue
 from backend.library import webdav
 from backend.library.scanner import ScanContext, run_scan
 
@@ -138,8 +140,15 @@ async def scan(spec: dict[str, Any]) -> dict[str, Any]:
     phases: dict[str, list[float]] = {}
     if spec.get("breakdown"):
         _time_phases(phases)
+    # Media work is queued as a scan queues it (a PROBE job row per new or changed take,
+    # its message sent to a broker) but not run: no worker consumes this stub broker.
+    media_broker = StubBroker()
+    media_broker.declare_queue("media")
     ctx = ScanContext(
-        session_factory=create_session_factory(engine), settings=settings, publish=publish
+        session_factory=create_session_factory(engine),
+        settings=settings,
+        publish=publish,
+        queue=JobQueue(media_broker),
     )
     # A connection is opened before the clock starts, as a worker's pool has one.
     async with engine.connect():

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -13,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.errors import ServiceUnavailable
 from backend.jobs import service as jobs_service
-from backend.jobs.models import Job, JobKind
+from backend.jobs.models import JobKind
 
 logger = logging.getLogger("backline.jobs")
 
@@ -29,6 +32,25 @@ QUEUE_BY_ACTOR = {
     "media.analyze": "media",
     "media.transcode": "media",
 }
+
+
+class JobRef(Protocol):
+    """What sending needs of a job: a Job row, or a QueuedJob from a bulk insert."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def kind(self) -> JobKind: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """A job just inserted in bulk, as much of it as sending needs (thousands at once
+    from a first scan: no ORM object each)."""
+
+    id: int
+    kind: JobKind
 
 
 class JobQueue:
@@ -50,7 +72,7 @@ class JobQueue:
                     "The job queue (Redis) is not reachable; try again in a moment."
                 ) from error
 
-    def send(self, job: Job) -> None:
+    def send(self, job: JobRef) -> None:
         actor_name = ACTOR_BY_KIND[job.kind]
         message = dramatiq.Message(
             queue_name=QUEUE_BY_ACTOR[actor_name],
@@ -62,7 +84,7 @@ class JobQueue:
         self.broker.enqueue(message)
 
     async def send_committed(
-        self, jobs: list[Job], *, session_factory: async_sessionmaker[AsyncSession]
+        self, jobs: Sequence[JobRef], *, session_factory: async_sessionmaker[AsyncSession]
     ) -> None:
         """Send the messages of committed jobs and note it, in one statement for all (a
         first scan sends thousands); a failure leaves the unsent ones for the sweeper
@@ -77,7 +99,7 @@ class JobQueue:
             await jobs_service.mark_enqueued_many(db_session=db_session, job_ids=sent)
             await db_session.commit()
 
-    def _send_each(self, jobs: list[Job]) -> list[int]:
+    def _send_each(self, jobs: Sequence[JobRef]) -> list[int]:
         sent = []
         for job in jobs:
             try:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.database import utcnow
 from backend.jobs.models import Job, JobKind, JobStatus
+from backend.jobs.queue import QueuedJob
 from backend.library.models import TrackVersion, VersionStatus
 
 MEDIA_KINDS = (JobKind.PROBE, JobKind.ANALYZE, JobKind.TRANSCODE)
@@ -40,7 +41,7 @@ async def queue_probes(
     takes: Sequence[TakeToProcess],
     created_by_id: int | None = None,
     fresh: bool = False,
-) -> list[Job]:
+) -> list[QueuedJob]:
     """A PROBE job for each take (one INSERT for all), the takes set back to PENDING;
     media jobs of these takes still waiting are superseded (``fresh``: takes just made,
     which have none and are PENDING, so one statement does). Send the jobs after commit."""
@@ -76,7 +77,7 @@ async def queue_probes(
     )
 
 
-async def queue_after_probe(*, db_session: AsyncSession, probe: Job) -> list[Job]:
+async def queue_after_probe(*, db_session: AsyncSession, probe: Job) -> list[QueuedJob]:
     """The ANALYZE and TRANSCODE jobs that follow a successful probe."""
     assert probe.version_id is not None
     return await _insert_jobs(
@@ -91,7 +92,7 @@ async def _insert_jobs(
     rows: list[tuple[int, int, JobKind]],
     *,
     created_by_id: int | None,
-) -> list[Job]:
+) -> list[QueuedJob]:
     now = utcnow()
     values = [
         {
@@ -106,8 +107,8 @@ async def _insert_jobs(
         }
         for band_id, version_id, kind in rows
     ]
-    jobs = await db_session.scalars(insert(Job).returning(Job), values)
-    return list(jobs)
+    inserted = await db_session.execute(insert(Job).returning(Job.id, Job.kind), values)
+    return [QueuedJob(id=job_id, kind=kind) for job_id, kind in inserted]
 
 
 async def lock_version(*, db_session: AsyncSession, version_id: int) -> TrackVersion | None:

@@ -20,7 +20,7 @@ from backend.bands.access import BandAccess
 from backend.core import validation
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.settings import Settings
-from backend.jobs.models import Job
+from backend.jobs.queue import QueuedJob
 from backend.library import audio
 from backend.library import service as library_service
 from backend.library.models import Track, TrackVersion
@@ -45,7 +45,7 @@ class NewTake:
 @dataclass(frozen=True)
 class Uploaded:
     version: TrackVersion
-    jobs: list[Job]  # to send once committed
+    jobs: list[QueuedJob]  # to send once committed
 
 
 async def upload(

@@ -23,7 +23,7 @@ from backend.core.settings import Settings
 from backend.jobs import service as jobs_service
 from backend.jobs.heartbeat import heartbeat
 from backend.jobs.models import Job, JobStatus
-from backend.jobs.queue import JobQueue
+from backend.jobs.queue import JobQueue, QueuedJob
 from backend.library import paths
 from backend.library import service as library_service
 from backend.library.models import Source, SourceFolder, TrackVersion, VersionStatus
@@ -254,7 +254,7 @@ async def _scan(run: _Run) -> bool:
                 .where(TrackVersion.id.in_([known[0] for known in gone.values()]))
                 .values(status=VersionStatus.MISSING)
             )
-        media_jobs: list[Job] = []
+        media_jobs: list[QueuedJob] = []
         if returning:
             # Restored, and processed again: the file may have been replaced meanwhile.
             media_jobs = await _queue_media(db, run, new_ids=[], changed_ids=returning)
@@ -370,7 +370,7 @@ async def _write_batch(
 
 async def _queue_media(
     db: AsyncSession, run: _Run, *, new_ids: list[int], changed_ids: list[int]
-) -> list[Job]:
+) -> list[QueuedJob]:
     band_id, requested_by = run.source.band_id, run.job.created_by_id
     jobs = []
     for ids, fresh in ((new_ids, True), (changed_ids, False)):
@@ -384,7 +384,7 @@ async def _queue_media(
     return jobs
 
 
-async def _send_media(run: _Run, jobs: list[Job]) -> None:
+async def _send_media(run: _Run, jobs: list[QueuedJob]) -> None:
     if jobs and run.ctx.queue is not None:
         await run.ctx.queue.send_committed(jobs, session_factory=run.ctx.session_factory)
 
