@@ -84,9 +84,8 @@ async def run_probe(ctx: MediaContext, job_id: int) -> None:
             await _fail(ctx, take, failure.reason)
             return
         async with ctx.session_factory() as db:
-            version = await pipeline.lock_version(db_session=db, version_id=take.version.id)
+            version = await _lock_or_end(ctx, db, take)
             if version is None:
-                await _end(ctx, db, job, JobStatus.CANCELLED, "The take was deleted.")
                 return
             results.apply_probe(version, found, cover_asset_id=cover_id)
             next_jobs = await pipeline.queue_after_probe(db_session=db, probe=job)
@@ -111,9 +110,8 @@ async def run_analyze(ctx: MediaContext, job_id: int) -> None:
             await _fail(ctx, take, failure.reason)
             return
         async with ctx.session_factory() as db:
-            version = await pipeline.lock_version(db_session=db, version_id=take.version.id)
+            version = await _lock_or_end(ctx, db, take)
             if version is None:
-                await _end(ctx, db, take.job, JobStatus.CANCELLED, "The take was deleted.")
                 return
             await results.save_analysis(
                 db_session=db, version=version, result=found, waveform_files=waveform_files
@@ -150,9 +148,8 @@ async def run_transcode(ctx: MediaContext, job_id: int) -> None:
             await _fail(ctx, take, failure.reason)
             return
     async with ctx.session_factory() as db:
-        locked = await pipeline.lock_version(db_session=db, version_id=version.id)
+        locked = await _lock_or_end(ctx, db, take)
         if locked is None:
-            await _end(ctx, db, take.job, JobStatus.CANCELLED, "The take was deleted.")
             return
         for format, key in keys.items():
             await results.save_rendition(
@@ -241,6 +238,14 @@ async def _media_call(
         raise _Failed(
             "The recording could not be processed (an internal error, logged by the worker)."
         ) from error
+
+
+async def _lock_or_end(ctx: MediaContext, db: AsyncSession, take: _Take) -> TrackVersion | None:
+    """The take, locked to write its results; None (and the job CANCELLED) if it is gone."""
+    version = await pipeline.lock_version(db_session=db, version_id=take.version.id)
+    if version is None:
+        await _end(ctx, db, take.job, JobStatus.CANCELLED, "The take was deleted.")
+    return version
 
 
 async def _fail(ctx: MediaContext, take: _Take, reason: str) -> None:

@@ -52,21 +52,9 @@ PROGRESS_INTERVAL = 0.1  # at most ~10 progress events a second per job
 
 _MISSING = VersionStatus.MISSING.value
 _VERSIONS = TrackVersion.__table__
-# A changed or moved file, all of a batch's in one executemany.
-_CHANGE = (
-    update(_VERSIONS)
-    .where(_VERSIONS.c.id == bindparam("version_id"))
-    .values(
-        path=bindparam("new_path"),
-        change_marker=bindparam("new_marker"),
-        content_hash=bindparam("new_hash"),
-        size_bytes=bindparam("new_size"),
-        format=bindparam("new_format"),
-        status=VersionStatus.PENDING,
-    )
-)
-
-# A moved or renamed file (same bytes): its take keeps its status and media.
+# Changed and moved files, each kind a batch's in one executemany. A moved or renamed
+# file (same bytes) keeps its take's status and media; a file changed in place is
+# processed again.
 _MOVE = (
     update(_VERSIONS)
     .where(_VERSIONS.c.id == bindparam("version_id"))
@@ -78,6 +66,7 @@ _MOVE = (
         format=bindparam("new_format"),
     )
 )
+_CHANGE = _MOVE.values(status=VersionStatus.PENDING)
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
