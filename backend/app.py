@@ -112,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 bus=request.app.state.bus,
                 authorization=request.headers.get("authorization"),
                 request_id=request.headers.get("x-request-id"),
+                storage=request.app.state.storage,
+                media_base_url=_media_base_url(settings, request),
             )
         finally:
             await db.close()
@@ -161,6 +163,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _media_base_url(settings: Settings, request: HTTPConnection) -> str:
+    """Where players reach the media routes: the configured public URL, else the origin
+    this client reached (http(s) also for a websocket, whose links are fetched over HTTP)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    scheme = {"ws": "http", "wss": "https"}.get(request.url.scheme, request.url.scheme)
+    return f"{scheme}://{request.url.netloc}"
 
 
 async def _redis_check(url: str) -> str:

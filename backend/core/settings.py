@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     s3_access_key: str = ""
     s3_secret_key: str = ""
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    # The API's address as players reach it (e.g. https://backline.example.org), for
+    # signed media links; empty: the address each client used.
+    public_url: str = ""
     # Media work: also transcode a loudness-normalised HLS rendition (two-pass loudnorm).
     transcode_normalized: bool = False
 

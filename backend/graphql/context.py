@@ -20,6 +20,7 @@ from backend.core.settings import Settings
 from backend.graphql.database import RequestDatabase
 from backend.graphql.dataloaders import LoaderCache
 from backend.jobs.queue import JobQueue
+from backend.media.storage import Storage
 
 logger = logging.getLogger("backline.graphql")
 
@@ -35,9 +36,15 @@ class Context(BaseContext):
         bus: EventBus,
         authorization: str | None,
         request_id: str | None = None,
+        storage: Storage | None = None,
+        media_base_url: str = "",
     ) -> None:
         super().__init__()
         self.settings = settings
+        # Uploads and derived files; signed media links start with media_base_url
+        # (BACKLINE_PUBLIC_URL, else the origin the client reached; "" makes them relative).
+        self.storage = storage
+        self.media_base_url = media_base_url
         self.db = db
         self.session_factory = session_factory
         self.queue = queue

@@ -280,6 +280,8 @@ class _Group:
         self.plan = plan
         self.subscribers: dict[Subscriber, None] = {}  # a dict as an ordered set
         self._settings, self._queue, self._bus = ctx.settings, ctx.queue, ctx.bus
+        # The group's payload is shared: links in it use the first subscriber's origin.
+        self._storage, self._media_base_url = ctx.storage, ctx.media_base_url
         self._session_factory = ctx.session_factory
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
@@ -389,6 +391,8 @@ class _Group:
                 queue=self._queue,
                 bus=self._bus,
                 authorization=None,
+                storage=self._storage,
+                media_base_url=self._media_base_url,
             )
         finally:
             await db.close()

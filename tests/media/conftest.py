@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aioboto3
+import httpx
 import pytest
 
 from backend.media.storage import LocalStorage, Storage
@@ -17,6 +18,7 @@ from backend.media.storage.base import MIN_PART_SIZE
 from backend.media.storage.s3 import S3Storage
 from backend.media.storage.s3_client import S3Endpoint
 from tests import services
+from tests.graphql_client import gql, register
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, running_s3_server
 
 
@@ -105,3 +107,13 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 async def s3_storage(s3_endpoint_url: str, tmp_path: Path) -> AsyncIterator[S3Storage]:
     async with s3_storage_in_fresh_bucket(s3_endpoint_url, tmp_path) as storage:
         yield storage
+
+
+@pytest.fixture
+async def member(client: httpx.AsyncClient) -> tuple[str, str]:
+    """A signed-in user (access token) and the global id of the band they made."""
+    token, _ = await register(client, "uploader")
+    created = await gql(
+        client, 'mutation { createBand(input: {name: "Fuzz"}) { id } }', token=token
+    )
+    return token, created.ok()["createBand"]["id"]

@@ -63,15 +63,6 @@ async def wait_settled(client, token, version_id, seconds: float = 180.0) -> dic
             await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-async def member(client) -> tuple[str, str]:
-    token, _ = await register(client, "uploader")
-    created = await gql(
-        client, 'mutation { createBand(input: {name: "Fuzz"}) { id } }', token=token
-    )
-    return token, created.ok()["createBand"]["id"]
-
-
 def click_take(path: Path, *, bpm: float = 120, seconds: float = 12) -> bytes:
     write_wav(path, stereo(clicks(bpm, seconds)), 44100)
     return path.read_bytes()

@@ -27,7 +27,9 @@ DEFAULT_MAX_PIXELS = 20_000
 
 
 def storage_of(ctx: Context) -> Storage:
-    return ctx.request.app.state.storage
+    if ctx.storage is None:
+        raise RuntimeError("This context was made without storage (see backend/app.py).")
+    return ctx.storage
 
 
 def _renditions_by_version(ctx: Context) -> DataLoader[int, list[Rendition]]:
@@ -131,7 +133,7 @@ async def waveform_of(
             key=level["key"],
             expires_at=stream_expiry(info.context.settings),
             content_type="application/json",
-            base_url=_base_url(info.context),
+            base_url=info.context.media_base_url,
         ),
         zoom_levels=[item["samples_per_pixel"] for item in levels],
         storage_key=level["key"],
@@ -149,7 +151,7 @@ async def streams_of(info: Info, version: TrackVersion) -> Streams | None:
     cover = await _asset(ctx).load(version.cover_asset_id) if version.cover_asset_id else None
     signer = MediaSigner.from_settings(ctx.settings)
     expires_at = stream_expiry(ctx.settings)
-    base_url = _base_url(ctx)
+    base_url = ctx.media_base_url
 
     def link(key: str | None, **options: Any) -> str | None:
         if key is None:
@@ -171,7 +173,3 @@ async def streams_of(info: Info, version: TrackVersion) -> Streams | None:
         cover=link(cover.storage_key, content_type=cover.mime) if cover else None,
         expires_at=expires_at,
     )
-
-
-def _base_url(ctx: Context) -> str:
-    return str(ctx.request.base_url).rstrip("/")
