@@ -103,11 +103,14 @@ async def insert_ignore(
 ) -> None:
     """INSERT that does nothing when a unique key is taken (ON CONFLICT DO NOTHING, on
     SQLite and PostgreSQL), so concurrent writers never create a duplicate nor fail."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    await session.execute(insert_ignoring(session, model, conflict).values(values))
+
+
+def insert_ignoring(session: AsyncSession, target: Any, conflict: list[str]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` into a model or table on the session's dialect;
+    give the rows at execute (one statement for many, compiled once) or with values()."""
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    await session.execute(
-        insert(model).values(values).on_conflict_do_nothing(index_elements=conflict)
-    )
+    return insert(target).on_conflict_do_nothing(index_elements=conflict)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.bands.access import BandAccess
 from backend.bands.models import Band
 from backend.core import validation
-from backend.core.database import insert_ignore, utcnow
+from backend.core.database import insert_ignore, insert_ignoring, utcnow
 from backend.core.errors import AlreadyExists, BadUserInput, NotFound
 from backend.feedback.models import Reaction, ReactionTarget
 from backend.library.models import (
@@ -87,78 +86,6 @@ async def get_or_create_track(*, db_session: AsyncSession, band_id: int, title: 
     return track
 
 
-async def get_or_create_tracks(
-    *, db_session: AsyncSession, band_id: int, titles: list[str]
-) -> dict[str, Track]:
-    """The band's tracks with these titles, by normalised title, made where needed: one
-    read, one insert and one read however many (a scan's batch). Titles that are not
-    valid are left out (get_or_create_track says why)."""
-    wanted: dict[str, str] = {}
-    for title in titles:
-        try:
-            clean = validation.text(title, field="title", max_length=200)
-        except BadUserInput:
-            continue
-        wanted.setdefault(normalize_title(clean), clean)
-    if not wanted:
-        return {}
-    found = await _tracks_by_title(db_session=db_session, band_id=band_id, keys=list(wanted))
-    missing = [key for key in wanted if key not in found]
-    if missing:
-        now = utcnow()
-        rows = [
-            {
-                "band_id": band_id,
-                "title": wanted[key],
-                "normalized_title": key,
-                "status": TrackStatus.WORK_IN_PROGRESS,
-                "bpm_set_by_person": False,
-                "key_set_by_person": False,
-                "created_at": now,
-            }
-            for key in missing
-        ]
-        await insert_ignore(db_session, Track, rows, ["band_id", "normalized_title"])
-        found.update(await _tracks_by_title(db_session=db_session, band_id=band_id, keys=missing))
-    return found
-
-
-async def _tracks_by_title(
-    *, db_session: AsyncSession, band_id: int, keys: list[str]
-) -> dict[str, Track]:
-    rows = await db_session.scalars(
-        select(Track).where(Track.band_id == band_id, Track.normalized_title.in_(keys))
-    )
-    return {track.normalized_title: track for track in rows}
-
-
-async def get_or_create_sessions(
-    *, db_session: AsyncSession, band_id: int, dates: list[date]
-) -> dict[date, int]:
-    """The ids of the band's rehearsal sessions on these dates, made where needed (one
-    read, one insert, one read)."""
-    wanted = sorted(set(dates))
-    if not wanted:
-        return {}
-
-    async def existing(days: list[date]) -> dict[date, int]:
-        rows = await db_session.execute(
-            select(RehearsalSession.date, RehearsalSession.id).where(
-                RehearsalSession.band_id == band_id, RehearsalSession.date.in_(days)
-            )
-        )
-        return {day: session_id for day, session_id in rows}
-
-    found = await existing(wanted)
-    missing = [day for day in wanted if day not in found]
-    if missing:
-        now = utcnow()
-        rows = [{"band_id": band_id, "date": day, "created_at": now} for day in missing]
-        await insert_ignore(db_session, RehearsalSession, rows, ["band_id", "date"])
-        found.update(await existing(missing))
-    return found
-
-
 async def track_ids_for_titles(
     *, db_session: AsyncSession, band_id: int, titles: list[str], known: dict[str, int]
 ) -> dict[str, int]:
@@ -195,7 +122,7 @@ async def track_ids_for_titles(
         ]
         table = Track.__table__
         made = await db_session.execute(
-            _insert_ignoring(db_session, table, ["band_id", "normalized_title"]).returning(
+            insert_ignoring(db_session, table, ["band_id", "normalized_title"]).returning(
                 table.c.normalized_title, table.c.id
             ),
             rows,
@@ -232,9 +159,7 @@ async def session_ids_for_dates(
     table = RehearsalSession.__table__
     now = utcnow()
     made = await db_session.execute(
-        _insert_ignoring(db_session, table, ["band_id", "date"]).returning(
-            table.c.date, table.c.id
-        ),
+        insert_ignoring(db_session, table, ["band_id", "date"]).returning(table.c.date, table.c.id),
         [{"band_id": band_id, "date": day, "created_at": now} for day in missing],
     )
     known.update({day: session_id for day, session_id in made})
@@ -256,16 +181,6 @@ async def band_session_ids(*, db_session: AsyncSession, band_id: int) -> dict[da
         )
     )
     return {day: session_id for day, session_id in rows}
-
-
-def _insert_ignoring(db_session: AsyncSession, table: Any, conflict: list[str]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING on the dialect at hand (rows given at execute:
-    one statement for the lot, compiled once)."""
-    if db_session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
 async def create_track(
