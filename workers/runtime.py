@@ -5,21 +5,18 @@ process; the embedded one shares the app's bus and broker."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import dramatiq
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.core.database import create_engine, create_session_factory
 from backend.core.settings import Settings
+from backend.jobs.events import Publish
 from backend.jobs.queue import JobQueue
 from backend.library.scanner import ScanContext
 from backend.media.storage import Storage, create_storage
 from backend.media.work import MediaContext
-
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass

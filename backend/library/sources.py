@@ -16,6 +16,7 @@ from backend.core.errors import BadUserInput, NotFound
 from backend.core.settings import Settings
 from backend.jobs.models import Job, JobStatus
 from backend.library.models import Source, SourceKind, TrackVersion, VersionStatus
+from backend.library.webdav import WebDavClient
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,13 @@ def password_of(source: Source, *, settings: Settings) -> str | None:
     if source.password_encrypted is None:
         return None
     return crypto.decrypt(source.password_encrypted, settings=settings)
+
+
+def webdav_client(source: Source, *, settings: Settings) -> WebDavClient:
+    """A client for the share, signed in as the source says; raises UndecryptableSecret
+    when its stored password cannot be read with the current key."""
+    password = password_of(source, settings=settings)
+    return WebDavClient(source.root, username=source.username, password=password)
 
 
 async def _live_source(*, db_session: AsyncSession, access: BandAccess, source_id: int) -> Source:

@@ -18,7 +18,7 @@ from backend.core.errors import NotFound as StorageNotFound
 from backend.core.settings import Settings
 from backend.library import sources
 from backend.library.models import Source, SourceKind, TrackVersion
-from backend.library.webdav import WebDavClient, WebDavError, WebDavUnavailable
+from backend.library.webdav import WebDavError, WebDavUnavailable
 from backend.media.models import Asset
 from backend.media.storage import Storage
 
@@ -53,8 +53,8 @@ async def original_file(
     if source is None or version.path is None:
         raise OriginalUnavailable("The take has no file: its source was removed.")
     if source.kind == SourceKind.LOCAL_FOLDER:
-        path = _inside(Path(source.root), version.path)
-        if not path.is_file():
+        path = local_file(Path(source.root), version.path)
+        if path is None:
             raise OriginalUnavailable(f"The file is gone: {version.path}")
         yield path
         return
@@ -62,19 +62,17 @@ async def original_file(
         yield path
 
 
-def _inside(root: Path, relative: str) -> Path:
-    """``root/relative``, refusing anything that resolves outside the root."""
+def local_file(root: Path, relative: str) -> Path | None:
+    """``root/relative`` if it is a file inside ``root`` once symlinks are resolved."""
     resolved_root = root.resolve()
     path = (resolved_root / relative).resolve()
-    if not path.is_relative_to(resolved_root):
-        raise OriginalUnavailable(f"The file lies outside its source: {relative}")
-    return path
+    return path if path.is_relative_to(resolved_root) and path.is_file() else None
 
 
 @asynccontextmanager
 async def _downloaded(source: Source, relative: str, settings: Settings) -> AsyncIterator[Path]:
     try:
-        password = sources.password_of(source, settings=settings)
+        client = sources.webdav_client(source, settings=settings)
     except UndecryptableSecret as error:
         raise OriginalUnavailable(
             "The share's password cannot be decrypted; set it again on the source."
@@ -86,10 +84,7 @@ async def _downloaded(source: Source, relative: str, settings: Settings) -> Asyn
     path = Path(name)
     try:
         with os.fdopen(handle, "wb") as out:
-            async with (
-                WebDavClient(source.root, username=source.username, password=password) as client,
-                contextlib.aclosing(client.stream(relative)) as chunks,
-            ):
+            async with client, contextlib.aclosing(client.stream(relative)) as chunks:
                 async for chunk in chunks:
                     out.write(chunk)
         yield path

@@ -16,11 +16,13 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.core.crypto import UndecryptableSecret
 from backend.core.errors import NotFound
 from backend.core.settings import Settings
 from backend.library import sources
 from backend.library.models import Source, SourceKind, TrackVersion, VersionStatus
 from backend.library.webdav import WebDavClient, WebDavError
+from backend.media.originals import local_file
 from backend.media.storage import RangeNotSatisfiable, Storage
 from backend.media.storage.base import range_stop
 
@@ -110,14 +112,16 @@ class MediaReader:
             raise NotFound("stored file")
         if source.kind == SourceKind.WEBDAV:
             return source, version.path
-        path = await asyncio.to_thread(_local_file, Path(source.root), version.path)
+        path = await asyncio.to_thread(local_file, Path(source.root), version.path)
         if path is None:
             raise NotFound("stored file")
         return path
 
     def _client(self, source: Source) -> WebDavClient:
-        password = sources.password_of(source, settings=self._settings)
-        return WebDavClient(source.root, username=source.username, password=password)
+        try:
+            return sources.webdav_client(source, settings=self._settings)
+        except UndecryptableSecret:  # its password must be set again; nothing to serve
+            raise NotFound("stored file") from None
 
 
 async def _webdav(call: Awaitable[T]) -> T:
@@ -126,13 +130,6 @@ async def _webdav(call: Awaitable[T]) -> T:
         return await call
     except WebDavError as error:
         raise NotFound("stored file") from error
-
-
-def _local_file(root: Path, relative: str) -> Path | None:
-    """``root/relative`` if it is a file inside ``root`` once symlinks are resolved."""
-    resolved_root = root.resolve()
-    path = (resolved_root / relative).resolve()
-    return path if path.is_relative_to(resolved_root) and path.is_file() else None
 
 
 async def _read_local(path: Path, start: int, stop: int) -> AsyncIterator[bytes]:

@@ -127,10 +127,9 @@ async def lock_version(*, db_session: AsyncSession, version_id: int) -> TrackVer
     return await db_session.get(TrackVersion, version_id, populate_existing=True)
 
 
-async def settle(*, db_session: AsyncSession, version: TrackVersion) -> bool:
+async def settle(*, db_session: AsyncSession, version: TrackVersion) -> None:
     """After analyze or transcode ended (hold lock_version): READY when the newest of each
-    succeeded, FAILED (with its reason) when one failed or was cancelled. True when the
-    status changed."""
+    succeeded, FAILED (with its reason) when one failed or was cancelled."""
     newest = (
         select(func.max(Job.id))
         .where(Job.version_id == version.id, Job.kind.in_(AFTER_PROBE))
@@ -138,9 +137,8 @@ async def settle(*, db_session: AsyncSession, version: TrackVersion) -> bool:
     )
     jobs = list(await db_session.scalars(select(Job).where(Job.id.in_(newest))))
     failed = [job for job in jobs if job.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
-    before = version.status
     if version.status == VersionStatus.MISSING:
-        return False
+        return
     if failed:
         version.status = VersionStatus.FAILED
         job = failed[0]
@@ -152,7 +150,6 @@ async def settle(*, db_session: AsyncSession, version: TrackVersion) -> bool:
     elif len(jobs) == len(AFTER_PROBE) and all(job.status == JobStatus.SUCCEEDED for job in jobs):
         version.status = VersionStatus.READY
         version.failure_reason = None
-    return version.status != before
 
 
 def fail_version(version: TrackVersion, reason: str) -> None:
@@ -161,16 +158,11 @@ def fail_version(version: TrackVersion, reason: str) -> None:
         version.failure_reason = reason
 
 
-def is_media_job(job: Job) -> bool:
-    return job.kind in MEDIA_KINDS and job.version_id is not None
-
-
 __all__ = [
     "AFTER_PROBE",
     "MEDIA_KINDS",
     "TakeToProcess",
     "fail_version",
-    "is_media_job",
     "lock_version",
     "queue_after_probe",
     "queue_probes",

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.core.database import insert_ignore, utcnow
+from backend.core.database import utcnow
 from backend.library.models import Track, TrackVersion
 from backend.media import assets
 from backend.media.analysis import AnalysisResult, Waveform
@@ -105,15 +105,12 @@ async def save_analysis(
         "waveform_asset_id": levels[0]["asset_id"] if levels else None,
         "analyzed_at": utcnow(),
     }
+    # The caller holds the version's lock (pipeline.lock_version): nobody else writes its
+    # analysis or renditions meanwhile, so read, then insert or update, is safe.
     analysis = await db_session.scalar(select(Analysis).where(Analysis.version_id == version.id))
     if analysis is None:
-        await insert_ignore(
-            db_session, Analysis, {"version_id": version.id, **values}, ["version_id"]
-        )
-        analysis = await db_session.scalar(
-            select(Analysis).where(Analysis.version_id == version.id)
-        )
-        assert analysis is not None
+        analysis = Analysis(version_id=version.id)
+        db_session.add(analysis)
     for name, value in values.items():
         setattr(analysis, name, value)
     if version.duration_ms is None:
@@ -134,22 +131,13 @@ def _fill_track(track: Track, result: AnalysisResult) -> None:
 async def save_rendition(
     *, db_session: AsyncSession, version_id: int, format: str, storage_key: str
 ) -> None:
-    """The version's rendition in this format, replaced when transcoded again."""
+    """The version's rendition in this format, replaced when transcoded again (hold
+    pipeline.lock_version)."""
     existing = await db_session.scalar(
         select(Rendition).where(Rendition.version_id == version_id, Rendition.format == format)
     )
     if existing is None:
-        await insert_ignore(
-            db_session,
-            Rendition,
-            {
-                "version_id": version_id,
-                "format": format,
-                "storage_key": storage_key,
-                "created_at": utcnow(),
-            },
-            ["version_id", "format"],
-        )
+        db_session.add(Rendition(version_id=version_id, format=format, storage_key=storage_key))
         return
     existing.storage_key = storage_key
     existing.created_at = utcnow()

@@ -34,6 +34,7 @@ from backend.media.models import Asset
 from backend.media.originals import OriginalUnavailable, original_file
 from backend.media.probe import ProbeResult, probe
 from backend.media.storage import Storage, rendition_prefix
+from backend.media.streaming import headers
 
 logger = logging.getLogger("backline.media")
 
@@ -71,8 +72,7 @@ async def run_probe(ctx: MediaContext, job_id: int) -> None:
     job = take.job
     async with heartbeat(ctx.session_factory, job.id):
         try:
-            async with _original(ctx, take) as path:
-                found = await _media_call(probe, path, name=take.version.original_filename)
+            found = await _on_original(ctx, take, probe)
             cover_id = None
             if found.cover is not None:
                 stored = await ctx.storage.put_bytes(found.cover.data)
@@ -103,8 +103,7 @@ async def run_analyze(ctx: MediaContext, job_id: int) -> None:
         return
     async with heartbeat(ctx.session_factory, take.job.id):
         try:
-            async with _original(ctx, take) as path:
-                found = await _media_call(analyze, path, name=take.version.original_filename)
+            found = await _on_original(ctx, take, analyze)
             waveform_files = await results.store_waveforms(ctx.storage, found.waveforms)
         except _Failed as failure:
             await _fail(ctx, take, failure.reason)
@@ -222,6 +221,12 @@ async def _original(ctx: MediaContext, take: _Take) -> AsyncIterator[Path]:
         raise _Failed(error.message) from error
 
 
+async def _on_original(ctx: MediaContext, take: _Take, function: Callable[..., T]) -> T:
+    """``function(path)`` on the take's original (probe, analyze)."""
+    async with _original(ctx, take) as path:
+        return await _media_call(function, path, name=take.version.original_filename)
+
+
 async def _media_call(
     function: Callable[..., T], path: Path, *args: Any, name: str, **kwargs: Any
 ) -> T:
@@ -307,10 +312,12 @@ async def _store_renditions(
         if entry is None:
             continue
         if entry.suffix == ".m3u8":  # a playlist and its segments, in their folder
-            await storage.put_directory(entry.parent, prefix=prefix, content_types=CONTENT_TYPES)
+            await storage.put_directory(
+                entry.parent, prefix=prefix, content_types=headers.BY_SUFFIX
+            )
         else:
             await storage.put_file(
-                entry, key=prefix + entry.name, content_type=CONTENT_TYPES.get(entry.suffix)
+                entry, key=prefix + entry.name, content_type=headers.BY_SUFFIX.get(entry.suffix)
             )
         keys[format] = prefix + entry.name
     return keys
@@ -328,14 +335,6 @@ def _probed(version: TrackVersion) -> ProbeResult | None:
         channels=version.channels or 0,
         bitrate=version.bitrate,
     )
-
-
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4s": "audio/mp4",
-    ".mp4": "audio/mp4",
-    ".mp3": "audio/mpeg",
-}
 
 
 def _analysis_summary(found: Any) -> str:

@@ -13,7 +13,6 @@ from backend.library.models import Source, SourceKind
 from backend.library.scanner.found import SourceReader, SourceUnreachable
 from backend.library.scanner.local import LocalReader
 from backend.library.scanner.remote import WebDavReader
-from backend.library.webdav import WebDavClient
 
 
 @asynccontextmanager
@@ -22,11 +21,11 @@ async def open_reader(source: Source, settings: Settings) -> AsyncIterator[Sourc
         yield LocalReader(Path(source.root))
         return
     try:
-        password = sources.password_of(source, settings=settings)
+        client = sources.webdav_client(source, settings=settings)
     except UndecryptableSecret as error:
         raise SourceUnreachable(
             "The share's password cannot be decrypted (was BACKLINE_SOURCE_KEY changed?); "
             "set it again on the source."
         ) from error
-    async with WebDavClient(source.root, username=source.username, password=password) as client:
+    async with client:
         yield WebDavReader(client)

@@ -9,7 +9,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.core.database import utcnow
 from backend.core.settings import Settings
 from backend.jobs import service as jobs_service
+from backend.jobs.events import Publish, publish_job
 from backend.jobs.heartbeat import heartbeat
 from backend.jobs.models import Job, JobStatus
 from backend.jobs.queue import JobQueue, QueuedJob
@@ -68,8 +69,6 @@ _MOVE = (
 )
 _CHANGE = _MOVE.values(status=VersionStatus.PENDING)
 
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
-
 
 @dataclass(frozen=True)
 class ScanContext:
@@ -113,7 +112,7 @@ async def run_scan(ctx: ScanContext, job_id: int) -> None:
         if job is None:
             return
         source = await db.get(Source, job.source_id)
-    await _publish_job(ctx, job)
+    await publish_job(ctx.publish, job)
     if source is None:
         await _end(ctx, job, JobStatus.FAILED, "The source was removed.")
         return
@@ -585,7 +584,7 @@ async def _progress(run: _Run, *, force: bool = False) -> None:
         async with run.ctx.session_factory() as db:
             db.add(job)
             await db.commit()
-    await _publish_job(run.ctx, job)
+    await publish_job(run.ctx.publish, job)
 
 
 async def _publish_versions(run: _Run) -> None:
@@ -598,12 +597,6 @@ async def _publish_versions(run: _Run) -> None:
     run.updated_ids.clear()
 
 
-async def _publish_job(ctx: ScanContext, job: Job) -> None:
-    snapshot = jobs_service.snapshot(job)
-    await ctx.publish(f"job:{job.id}", snapshot)
-    await ctx.publish(f"band:{job.band_id}", {"type": "JobUpdated", "job": snapshot})
-
-
 async def _end(ctx: ScanContext, job: Job, status: JobStatus, message: str) -> None:
     async with ctx.session_factory() as db:
         # add, not merge: only what this scan changed is written, so a cancel request or
@@ -611,4 +604,4 @@ async def _end(ctx: ScanContext, job: Job, status: JobStatus, message: str) -> N
         db.add(job)
         jobs_service.finish(job, status, message=message)
         await db.commit()
-    await _publish_job(ctx, job)
+    await publish_job(ctx.publish, job)

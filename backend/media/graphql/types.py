@@ -14,9 +14,10 @@ from strawberry.dataloader import DataLoader
 from backend.core.errors import BadUserInput
 from backend.graphql.context import Context, Info
 from backend.graphql.dataloaders import groups_by_key, rows_by_key
+from backend.library.graphql import loaders
 from backend.library.models import TrackVersion, VersionStatus
 from backend.media import originals_http
-from backend.media.models import Analysis, Asset, Rendition
+from backend.media.models import Asset, Rendition
 from backend.media.signing import MediaSigner, stream_expiry
 from backend.media.storage import Storage
 
@@ -44,13 +45,6 @@ def _renditions_by_version(ctx: Context) -> DataLoader[int, list[Rendition]]:
 
 def _asset(ctx: Context) -> DataLoader[int, Asset | None]:
     return ctx.loaders.get("asset", lambda: rows_by_key(ctx.db, Asset))
-
-
-def _analysis(ctx: Context) -> DataLoader[int, Analysis | None]:
-    # The same loader the Analysis field uses: one statement for both.
-    return ctx.loaders.get(
-        "analysis_by_version", lambda: rows_by_key(ctx.db, Analysis, Analysis.version_id)
-    )
 
 
 @strawberry.type(description="Peaks in the audiowaveform JSON format, version 2.")
@@ -105,7 +99,7 @@ class Streams:
 async def waveform_of(
     info: Info, version: TrackVersion, samples_per_pixel: int | None
 ) -> Waveform | None:
-    analysis = await _analysis(info.context).load(version.id)
+    analysis = await loaders.analysis_by_version(info.context).load(version.id)
     meta = analysis.waveform_meta if analysis else None
     if not meta or not meta.get("levels"):
         return None
