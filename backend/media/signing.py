@@ -19,6 +19,7 @@ grant exactly the files the playlist names.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -88,7 +89,8 @@ class MediaSigner:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaSigner:
-        return cls(settings.resolved_secret_key)
+        # Asked once per take on a page of them: derive the key once per secret.
+        return _signer_for(settings.resolved_secret_key)
 
     def sign_url(
         self,
@@ -175,6 +177,11 @@ class MediaSigner:
             data = field.encode("utf-8", "surrogateescape")
             mac.update(b"%d:%b," % (len(data), data))
         return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+@functools.lru_cache(maxsize=8)
+def _signer_for(secret: str) -> MediaSigner:
+    return MediaSigner(secret)
 
 
 def sign_url(

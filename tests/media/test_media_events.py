@@ -17,6 +17,7 @@ from backend.jobs.models import Job, JobKind, JobStatus
 from backend.jobs.queue import JobQueue
 from backend.library.models import TrackVersion, VersionStatus
 from backend.media import work
+from backend.media.models import Analysis
 from tests.factories import add_take
 from tests.graphql_client import gql
 from tests.live_server import connect, next_message, serve, subscribe
@@ -120,20 +121,23 @@ async def test_a_transcode_can_be_cancelled_and_the_take_says_why(
 
 
 async def test_a_media_job_delivered_twice_does_its_work_once(
-    client, member, session_factory, app_and_engine, tmp_path
+    client, member, session_factory, app_and_engine, settle_media, tmp_path
 ):
     app, _ = app_and_engine
     token, band_id = member
     body = await upload(client, token, band_id, "x.wav", click_take(tmp_path / "x.wav", seconds=3))
     version_id = body["data"]["uploadVersion"]["id"]
     await wait_settled(client, token, version_id)
+    await settle_media()
     async with session_factory() as db:
         jobs = list(await db.scalars(select(Job).order_by(Job.id)))
+        analysed = await db.scalar(select(Analysis.analyzed_at))
     for job in jobs:  # as a redelivered message would
         app.state.queue.send(job)
-    await asyncio.sleep(1.0)
+    await settle_media()  # every redelivered message has been handled
     async with session_factory() as db:
         again = list(await db.scalars(select(Job).order_by(Job.id)))
+        assert await db.scalar(select(Analysis.analyzed_at)) == analysed  # not analysed again
     assert [(job.id, job.status, job.finished_at) for job in again] == [
         (job.id, job.status, job.finished_at) for job in jobs
     ]
