@@ -53,15 +53,7 @@ class MediaReader:
     async def size(self, key: str) -> int:
         if not key.startswith(PREFIX):
             return await self.storage.size(key)
-        where = await self._locate(key)
-        if isinstance(where, Path):
-            return (await asyncio.to_thread(os.stat, where)).st_size
-        source, path = where
-        async with self._client(source) as client:
-            entry = await _webdav(client.stat(path))
-        if entry.size is None:
-            raise NotFound("stored file")
-        return entry.size
+        return await self._size_at(await self._locate(key))
 
     async def open_range(
         self, key: str, start: int = 0, end: int | None = None
@@ -70,9 +62,8 @@ class MediaReader:
             async for chunk in self.storage.open_range(key, start, end):
                 yield chunk
             return
-        size = await self.size(key)
-        stop = range_stop(start, end, size)
-        where = await self._locate(key)
+        where = await self._locate(key)  # once: the version's row is read once a request
+        stop = range_stop(start, end, await self._size_at(where))
         if isinstance(where, Path):
             async for chunk in _read_local(where, start, stop):
                 yield chunk
@@ -87,6 +78,16 @@ class MediaReader:
                     raise RangeNotSatisfiable(start=position, end=end, size=position)
                 position += len(piece)
                 yield piece
+
+    async def _size_at(self, where: Path | tuple[Source, str]) -> int:
+        if isinstance(where, Path):
+            return (await asyncio.to_thread(os.stat, where)).st_size
+        source, path = where
+        async with self._client(source) as client:
+            entry = await _webdav(client.stat(path))
+        if entry.size is None:
+            raise NotFound("stored file")
+        return entry.size
 
     async def read_bytes(self, key: str) -> bytes:
         return b"".join([chunk async for chunk in self.open_range(key)])
