@@ -173,7 +173,11 @@ async def _begin(ctx: MediaContext, job_id: int, *, processing: bool = False) ->
                     ctx.publish, band_id=gave_up[0], version_id=gave_up[1]
                 )
             return None
-        version = await db.get(TrackVersion, job.version_id) if job.version_id else None
+        version = None
+        if job.version_id is not None:
+            # Read under the take's lock: a scan marking it MISSING meanwhile must not be
+            # overwritten with PROCESSING below.
+            version = await pipeline.lock_version(db_session=db, version_id=job.version_id)
         if version is None or version.status == VersionStatus.MISSING:
             why = "The take was deleted." if version is None else "The take's file is missing."
             await _end(ctx, db, job, JobStatus.CANCELLED, why)
