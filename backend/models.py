@@ -1,9 +1,10 @@
 """Every table, imported in one place so that Alembic and tests see the whole metadata."""
 
-from backend.accounts.models import ApiToken, OAuthIdentity, RefreshToken, User
+from backend.accounts.models import ApiToken, LoginCode, OAuthIdentity, RefreshToken, User
 from backend.bands.models import Band, BandInvite, BandMember
 from backend.core.database import Base
 from backend.feedback.models import Comment, Reaction
+from backend.graphql.persisted.models import PersistedQuery
 from backend.jobs.models import Job
 from backend.library.models import (
     RehearsalSession,
@@ -25,8 +26,10 @@ __all__ = [
     "Base",
     "Comment",
     "Job",
+    "LoginCode",
     "OAuthIdentity",
     "PendingUpload",
+    "PersistedQuery",
     "Reaction",
     "RefreshToken",
     "RehearsalSession",

@@ -51,6 +51,21 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class LoginCode(Base):
+    """What the OAuth callback hands the SPA in its redirect instead of tokens: a code
+    good once, for minutes, that ``exchangeLoginCode`` trades for a token pair."""
+
+    __tablename__ = "login_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class ApiToken(Base):
     __tablename__ = "api_tokens"
 
