@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def get_context(request: HTTPConnection) -> AsyncIterator[Context]:
         db = RequestDatabase(session_factory())
         try:
-            yield Context(
+            context = Context(
                 settings=settings,
                 db=db,
                 session_factory=session_factory,
@@ -114,7 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 request_id=request.headers.get("x-request-id"),
                 storage=request.app.state.storage,
                 media_base_url=_media_base_url(settings, request),
+                client_ip=request.client.host if request.client else None,
             )
+            await context.authenticate()
+            yield context
         finally:
             await db.close()
 

@@ -10,9 +10,10 @@ import strawberry
 from sqlalchemy import Select, select
 from strawberry.dataloader import DataLoader
 
-from backend.accounts import service, tokens
+from backend.accounts import api_tokens, service, tokens
 from backend.accounts.models import ApiToken, OAuthIdentity, User
 from backend.bands.models import Band, BandMember
+from backend.core.errors import NotFound
 from backend.graphql.context import Context, Info
 from backend.graphql.dataloaders import (
     count_by_parent,
@@ -21,7 +22,13 @@ from backend.graphql.dataloaders import (
     rows_by_key,
 )
 from backend.graphql.nodes import RowNode
-from backend.graphql.relay import Connection, Node, build_connection, page_request
+from backend.graphql.relay import (
+    Connection,
+    Node,
+    build_connection,
+    page_request,
+    parse_global_id,
+)
 
 
 def user_loader(ctx: Context) -> DataLoader[int, User | None]:
@@ -72,6 +79,22 @@ class ApiTokenNode(RowNode, Node):
     expires_at: datetime | None
     created_at: datetime
     row: strawberry.Private[ApiToken]
+
+    @classmethod
+    async def resolve_node(cls, info: Info, pk: int) -> ApiTokenNode | None:
+        """Only its owner sees a token, and not once it is revoked."""
+        viewer_id = info.context.require_viewer()
+        rows = await _owned_by_user(info.context, ApiToken).load(viewer_id)
+        row = next((row for row in rows if row.id == pk and row.revoked_at is None), None)
+        return cls.from_row(row) if row else None
+
+
+@strawberry.type
+class ApiTokenCreated:
+    token: str = strawberry.field(
+        description="The secret, shown only here: send it as 'Authorization: Bearer <token>'."
+    )
+    api_token: ApiTokenNode
 
 
 @strawberry.type(name="User")
@@ -249,11 +272,52 @@ class AccountMutations:
         async with info.context.transaction() as db_session:
             return await tokens.revoke(db_session=db_session, refresh_token=refresh_token)
 
-    @strawberry.mutation(description="Sign out on every device.")
+    @strawberry.mutation(
+        description="Sign out on every device: every refresh token dies (access tokens "
+        "still run out their minutes); API tokens are revoked one by one."
+    )
     async def logout_everywhere(self, info: Info) -> bool:
-        viewer_id = info.context.require_viewer()
+        viewer_id = info.context.require_session_login()
         async with info.context.transaction() as db_session:
             await tokens.revoke_all(db_session=db_session, user_id=viewer_id)
+        return True
+
+
+@strawberry.type
+class ApiTokenMutations:
+    @strawberry.mutation(
+        description="A personal API token for an integration; its secret is shown once. "
+        "Scopes: 'read' (always) and 'write' (mutations); persistedOnly limits it to the "
+        "server's trusted documents."
+    )
+    async def create_api_token(
+        self,
+        info: Info,
+        name: str,
+        scopes: list[str] | None = None,
+        persisted_only: bool | None = None,
+        expires_at: datetime | None = None,
+    ) -> ApiTokenCreated:
+        viewer_id = info.context.require_session_login()
+        async with info.context.transaction() as db_session:
+            created = await api_tokens.create(
+                db_session=db_session,
+                user_id=viewer_id,
+                name=name,
+                scopes=scopes,
+                persisted_only=bool(persisted_only),
+                expires_at=expires_at,
+            )
+        return ApiTokenCreated(token=created.secret, api_token=ApiTokenNode.from_row(created.row))
+
+    @strawberry.mutation(description="Revoke one of your API tokens; it stops working at once.")
+    async def revoke_api_token(self, info: Info, id: strawberry.ID) -> bool:
+        viewer_id = info.context.require_session_login()
+        type_name, pk = parse_global_id(id)
+        if type_name != "ApiToken":
+            raise NotFound("API token")
+        async with info.context.transaction() as db_session:
+            await api_tokens.revoke(db_session=db_session, user_id=viewer_id, token_id=pk)
         return True
 
 

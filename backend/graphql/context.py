@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
-from backend.accounts import tokens
+from backend.accounts import api_tokens, authentication
+from backend.accounts.authentication import Caller
 from backend.bands.access import BandAccess
-from backend.core.errors import Unauthenticated
+from backend.core.errors import Forbidden, Unauthenticated
 from backend.core.events import EventBus
 from backend.core.settings import Settings
 from backend.graphql.database import RequestDatabase
@@ -38,6 +39,7 @@ class Context(BaseContext):
         request_id: str | None = None,
         storage: Storage | None = None,
         media_base_url: str = "",
+        client_ip: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -53,7 +55,11 @@ class Context(BaseContext):
         self.loaders = LoaderCache()
         self._access: BandAccess | None = None
         self._authorization = authorization
-        self._viewer: tuple[int | None, Unauthenticated | None] | None = None
+        self._caller: tuple[Caller | None, Unauthenticated | None] | None = None
+        # The client's address (rate limits of anonymous callers); None when unknown.
+        self.client_ip = client_ip
+        # Set when the document being executed is one of our trusted documents.
+        self.trusted_document = False
 
     def _header(self) -> str | None:
         # Over a websocket the token comes in connection_init's payload, under the same
@@ -64,27 +70,54 @@ class Context(BaseContext):
         value = params.get("authorization") if isinstance(params, dict) else None
         return value if isinstance(value, str) else None
 
-    def _read_authorization(self, header: str | None) -> tuple[int | None, Unauthenticated | None]:
-        if not header:
-            return None, None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None, Unauthenticated(
-                "Send the access token as 'Authorization: Bearer <token>'."
-            )
+    async def authenticate(self) -> None:
+        """Read the caller from the token (an API token takes a database look-up); a bad
+        token is kept as the error every viewer-dependent field then raises. Called when
+        the request arrives, and again once a websocket's connection_init is in."""
         try:
-            return tokens.decode_access_token(token.strip(), settings=self.settings), None
+            caller = await authentication.authenticate(
+                self._header(), settings=self.settings, session_factory=self.session_factory
+            )
+            self._caller = (caller, None)
         except Unauthenticated as error:
-            return None, error
+            self._caller = (None, error)
+
+    @property
+    def caller(self) -> Caller | None:
+        """Who is asking (a login or an API token), None when signed out; a bad token is
+        an error, not 'signed out'."""
+        if self._caller is None:
+            # Not authenticated yet (a context built outside get_context): an access token
+            # needs no database; an API token does, and must go through authenticate().
+            try:
+                token = authentication.bearer_token(self._header())
+                if token is not None and api_tokens.looks_like_api_token(token):
+                    raise Unauthenticated("The API token was not checked; send it again.")
+                self._caller = (
+                    None
+                    if token is None
+                    else authentication.from_access_token(token, settings=self.settings),
+                    None,
+                )
+            except Unauthenticated as error:
+                self._caller = (None, error)
+        caller, error = self._caller
+        if error is not None:
+            raise error
+        return caller
 
     @property
     def viewer_id(self) -> int | None:
         """The signed-in user, None when signed out; a bad token is an error, not 'signed out'."""
-        if self._viewer is None:
-            self._viewer = self._read_authorization(self._header())
-        viewer_id, error = self._viewer
-        if error is not None:
-            raise error
+        caller = self.caller
+        return caller.user_id if caller else None
+
+    def require_session_login(self) -> int:
+        """The viewer, signed in as a person: managing tokens and sign-in methods is not
+        for an integration's API token (a leaked token must not mint more)."""
+        viewer_id = self.require_viewer()
+        if self.caller and self.caller.is_api_token:
+            raise Forbidden("API tokens cannot do this; sign in as yourself.")
         return viewer_id
 
     def require_viewer(self) -> int:
@@ -145,6 +178,11 @@ class SharedContext(Context):
     database, loaders, settings) works as in any request."""
 
     viewer_read = False
+
+    @property
+    def caller(self) -> Caller | None:
+        self.viewer_read = True
+        raise ViewerDependent()
 
     @property
     def viewer_id(self) -> int | None:

@@ -170,6 +170,7 @@ class BacklineGraphQLRouter(GraphQLRouter):
     async def on_ws_connect(self, context: Context) -> None:
         """A bad or expired token closes the socket (4403); none means signed out, and
         each subscription then says UNAUTHENTICATED itself."""
+        await context.authenticate()  # the token came in connection_init's payload
         try:
             _ = context.viewer_id
         except Unauthenticated as error:

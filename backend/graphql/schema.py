@@ -5,7 +5,13 @@ from __future__ import annotations
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from backend.accounts.graphql import AccountMutations, AccountQueries, UserNode
+from backend.accounts.graphql import (
+    AccountMutations,
+    AccountQueries,
+    ApiTokenMutations,
+    ApiTokenNode,
+    UserNode,
+)
 from backend.bands.graphql import BandMutations, BandNode, BandQueries
 from backend.bands.live import BandSubscriptions
 from backend.core.errors import BadUserInput, NotFound
@@ -13,6 +19,7 @@ from backend.feedback.graphql import CommentNode, FeedbackMutations
 from backend.graphql.context import Info
 from backend.graphql.errors import ErrorCodes
 from backend.graphql.relay import Node, parse_global_id
+from backend.graphql.scopes import TokenScopes
 from backend.jobs.graphql import JobNode, JobQueries, JobSubscriptions
 from backend.library.graphql.mutations import LibraryMutations
 from backend.library.graphql.sources import SourceMutations
@@ -36,6 +43,7 @@ NODE_TYPES = {
     "TrackVersion": TrackVersionNode,
     "Comment": CommentNode,
     "Job": JobNode,
+    "ApiToken": ApiTokenNode,
 }
 
 
@@ -71,6 +79,7 @@ class Query(NodeQueries, AccountQueries, BandQueries, JobQueries, MediaQueries):
 @strawberry.type
 class Mutation(
     AccountMutations,
+    ApiTokenMutations,
     BandMutations,
     LibraryMutations,
     SourceMutations,
@@ -91,7 +100,7 @@ def create_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         types=list(NODE_TYPES.values()),
-        extensions=[ErrorCodes],
+        extensions=[ErrorCodes, TokenScopes],
         config=StrawberryConfig(auto_camel_case=True),
     )
 
