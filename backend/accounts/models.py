@@ -52,8 +52,8 @@ class RefreshToken(Base):
 
 
 class LoginCode(Base):
-    """What the OAuth callback hands the SPA in its redirect instead of tokens: a code
-    good once, for minutes, that ``exchangeLoginCode`` trades for a token pair."""
+    """A secret good once, for minutes, carried through a browser redirect: the OAuth
+    callback's code that ``exchangeLoginCode`` trades for a token pair, or a link ticket."""
 
     __tablename__ = "login_codes"
 
@@ -61,6 +61,9 @@ class LoginCode(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     provider: Mapped[str] = mapped_column(String(40))
+    # "login": the callback's code for the SPA; "link": a signed-in user's single-use
+    # ticket to link ``provider`` (a browser redirect cannot carry their token).
+    purpose: Mapped[str] = mapped_column(String(10), default="login")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
