@@ -5,7 +5,12 @@ Both websocket handlers first offer each subscription to the multiplexer
 (backend/graphql/multiplex.py), which serves many subscribers of one selection with one
 execution per event; what it does not take runs through Strawberry as usual. A taken
 subscription keeps Strawberry's own bookkeeping (its task, its id, stop and complete):
-only the per-event work moves out of the per-subscriber task."""
+only the per-event work moves out of the per-subscriber task.
+
+Persisted queries (backend/graphql/persisted/): the HTTP side is a mixin of the router; on
+both websocket protocols each subscribe is resolved the same way first (a hash or
+documentId becomes its document; persisted-only callers must use trusted documents), and
+a refusal is an error message for that operation only: the socket stays open."""
 
 from __future__ import annotations
 
@@ -21,16 +26,21 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage,
     ConnectionInitMessage,
+    ErrorMessage,
+    StartMessage,
 )
 
 from backend.bands.live import BandEventsSource
-from backend.core.errors import Unauthenticated
+from backend.core.errors import BacklineError, Unauthenticated
 from backend.graphql.context import Context
 from backend.graphql.multiplex import Multiplexer
+from backend.graphql.persisted.http import PersistedQueriesView, refused
+from backend.graphql.persisted.resolve import PersistedQueries
 from backend.graphql.subscribers import Subscriber, data_frame_prefix, next_frame_prefix
 
 logger = logging.getLogger("backline.graphql")
@@ -49,6 +59,25 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with multiplexed subscriptions."""
 
     view: BacklineGraphQLRouter
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message.get("payload")
+        # Not acknowledged or a duplicate id: Strawberry closes the socket, as it should.
+        if (
+            self.connection_acknowledged
+            and isinstance(payload, dict)
+            and message.get("id") not in self.operations
+        ):
+            try:
+                payload = await self.view.resolve_ws_payload(self.context, payload)
+            except BacklineError as error:
+                formatted = _formatted(error, self.context)
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [formatted]}
+                )
+                return
+            message = {**message, "payload": payload}  # type: ignore[typeddict-item]
+        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         subscriber = _subscriber(self, next_frame_prefix(operation.id))
@@ -86,6 +115,21 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     token with 4403 (Strawberry closes these with 1011 and never times out)."""
 
     init_received = False
+
+    async def handle_start(self, message: StartMessage) -> None:
+        payload = message.get("payload")
+        if self.connection_acknowledged and isinstance(payload, dict):
+            view: BacklineGraphQLRouter = self.view  # type: ignore[assignment]
+            try:
+                payload = await view.resolve_ws_payload(self.context, payload)  # type: ignore[arg-type]
+            except BacklineError as error:
+                formatted = _formatted(error, self.context)
+                await self.send_message(
+                    ErrorMessage(type="error", id=message.get("id", ""), payload=formatted)
+                )
+                return
+            message = {**message, "payload": payload}  # type: ignore[typeddict-item]
+        await super().handle_start(message)
 
     async def handle(self) -> None:
         timer = asyncio.create_task(self._close_unless_initialised())
@@ -159,9 +203,27 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         self.tasks.pop(operation_id, None)
 
 
-class BacklineGraphQLRouter(GraphQLRouter):
+def _formatted(error: BacklineError, context: Context) -> Any:
+    errors = refused(error, context).errors or []
+    return errors[0].formatted
+
+
+class BacklineGraphQLRouter(PersistedQueriesView, GraphQLRouter):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyGraphQLWSHandler
+
+    def __init__(
+        self,
+        *args: Any,
+        persisted: PersistedQueries,
+        http_max_age: int = 0,
+        http_private_max_age: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.persisted = persisted
+        self.http_max_age = http_max_age
+        self.http_private_max_age = http_private_max_age
 
     @cached_property
     def multiplexer(self) -> Multiplexer:
