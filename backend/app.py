@@ -12,16 +12,21 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection
 
+from backend.accounts.oauth import routes as oauth_routes
 from backend.core.database import create_engine, create_session_factory
 from backend.core.events import create_event_bus
 from backend.core.migrations import pending_migrations
 from backend.core.settings import Settings, get_settings
 from backend.graphql.context import Context
 from backend.graphql.database import RequestDatabase
+from backend.graphql.limits import BodySizeLimit
+from backend.graphql.persisted.resolve import create_persisted_queries
+from backend.graphql.request_id import RequestIdMiddleware, request_id_of
 from backend.graphql.router import BacklineGraphQLRouter
-from backend.graphql.schema import schema
+from backend.graphql.schema import create_schema
 from backend.jobs.queue import JobQueue
 from backend.jobs.sweeper import sweep_forever
 from backend.library.watching import SourceWatcher
@@ -41,6 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_engine(settings.resolved_database_url)
     session_factory = create_session_factory(engine)
+    # Per app: its abuse limits follow its settings and keep its callers' budgets.
+    schema = create_schema(settings)
+    # The trusted documents manifest is read here: a bad one refuses to build the app.
+    persisted = create_persisted_queries(settings, session_factory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 broker.close()
             await bus.close()
             await storage.aclose()
+            await persisted.aclose()
+            if schema.limits is not None:
+                await schema.limits.aclose()
             await engine.dispose()
 
     async def get_context(request: HTTPConnection) -> AsyncIterator[Context]:
@@ -111,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 queue=request.app.state.queue,
                 bus=request.app.state.bus,
                 authorization=request.headers.get("authorization"),
-                request_id=request.headers.get("x-request-id"),
+                request_id=request_id_of(request),
                 storage=request.app.state.storage,
                 media_base_url=_media_base_url(settings, request),
                 client_ip=request.client.host if request.client else None,
@@ -125,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.persisted = persisted
     app.include_router(
         BacklineGraphQLRouter(
             schema,
@@ -133,6 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
             # uploadVersion: the GraphQL multipart request spec (a file as a form part).
             multipart_uploads_enabled=True,
+            persisted=persisted,
+            http_max_age=settings.http_get_max_age_seconds,
+            http_private_max_age=settings.http_get_private_max_age_seconds,
         ),
         prefix="/graphql",
     )
@@ -141,6 +157,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         create_media_router(settings, reader=lambda request: request.app.state.media_reader)
     )
     app.add_middleware(UploadSizeLimit, settings=settings)
+    app.add_middleware(BodySizeLimit, settings=settings)
+    # OAuth sign-in: /auth/<provider>/login and /callback. Authlib keeps the state, nonce
+    # and PKCE verifier in request.session: a signed cookie that only /auth/* sees.
+    app.include_router(oauth_routes.create_oauth_router(settings))
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=oauth_routes.session_secret(settings),
+        session_cookie=oauth_routes.SESSION_COOKIE,
+        path=oauth_routes.session_path(settings),
+        max_age=oauth_routes.SESSION_MAX_AGE,
+        same_site="lax",
+        https_only=settings.is_production,
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -165,6 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=200 if ready else 503,
         )
 
+    # Outermost, so every response says its request id (a 413 too) and logs can match it.
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 

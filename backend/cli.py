@@ -56,6 +56,10 @@ def serve(settings: Settings) -> None:
         # GraphQL events are a few hundred bytes: compressing them saves nothing, and
         # each socket's deflate state costs ~40 KiB (bench/fanout.py).
         ws_per_message_deflate=False,
+        # A websocket message is a GraphQL request too: the same size limit as a body.
+        ws_max_size=settings.max_request_bytes,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

@@ -23,6 +23,7 @@ from backend.core.database import Base, create_engine
 from backend.core.migrations import upgrade_to_head
 from backend.core.settings import Settings
 from tests import services
+from tests.trusted_documents import write_manifest
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -56,11 +57,19 @@ async def _migrate(url: str) -> None:
 
 @pytest.fixture(scope="session")
 async def app_and_engine(database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    data_dir = tmp_path_factory.mktemp("data")
     settings = Settings(
         database_url=database_url,
-        data_dir=tmp_path_factory.mktemp("data"),
+        data_dir=data_dir,
         allowed_roots=str(tmp_path_factory.getbasetemp()),
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
+        # The front-end pages among the tests' documents nest deeper than 6.
+        trusted_documents=str(write_manifest(data_dir / "trusted-documents.json")),
+        # Every test's users are user 1, 2, ... and all come from 127.0.0.1: one budget
+        # for the whole run would run out. Charged and reported all the same;
+        # tests/graphql/test_rate_limits.py spends small budgets of its own.
+        rate_limit_points=10**9,
+        rate_limit_anonymous_points=10**9,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

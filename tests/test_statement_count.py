@@ -11,6 +11,7 @@ from backend.graphql.relay import parse_global_id
 from backend.library import service as library_service
 from backend.media.models import Analysis, Asset, Rendition
 from tests.graphql_client import gql, register
+from tests.trusted_documents import BAND_PAGE
 
 WAVEFORM_META = {
     "sample_rate": 44100,
@@ -18,43 +19,6 @@ WAVEFORM_META = {
     "bits": 8,
     "levels": [{"samples_per_pixel": 256, "length": 100, "key": "sha256/x", "asset_id": None}],
 }
-BAND_PAGE = """
-query BandPage($id: ID!) {
-  band(id: $id) {
-    name viewerRole
-    members(first: 10) { totalCount nodes { role user { handle } } }
-    sessions(first: 5) { totalCount nodes { date trackCount versionCount } }
-    tracks(first: 50, orderBy: TITLE) {
-      totalCount
-      pageInfo { hasNextPage endCursor }
-      nodes {
-        id title status bpm key tags commentCount
-        reactions { total counts { kind count viewerReacted } }
-        latestVersion {
-          id label durationMs status
-          analysis { bpm key scale loudnessLufs }
-          waveform { length samplesPerPixel url }
-          streams { original mp3 hls cover }
-          session { id date }
-          reactions { total }
-        }
-        versions(first: 3) {
-          totalCount
-          nodes {
-            id number label session { date }
-            streams { original mp3 hls }
-            comments(first: 5) {
-              totalCount
-              nodes { body atMs author { handle } replies(first: 2) { totalCount } }
-            }
-          }
-        }
-        sessions { id date }
-      }
-    }
-  }
-}
-"""
 
 
 async def _seed(session_factory, *, band_id: str, user_id: str, tracks: int) -> None:

@@ -54,3 +54,52 @@ class AlreadyExists(BadUserInput):
 
 class ServiceUnavailable(BacklineError):
     code = "SERVICE_UNAVAILABLE"
+
+
+# Persisted queries (backend/graphql/persisted/). The not-found error's message is the
+# literal text Apollo Client and urql look for before sending the full document.
+class PersistedQueryNotFound(BacklineError):
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")
+
+
+class PersistedQueryHashMismatch(BacklineError):
+    code = "PERSISTED_QUERY_HASH_MISMATCH"
+
+
+class PersistedQueryRequired(BacklineError):
+    code = "PERSISTED_QUERY_REQUIRED"
+
+
+class PersistedQueryBadRequest(BacklineError):
+    """A persisted query request that is not well-formed (an unknown version, a malformed
+    hash or document id); ``reason`` says which rule it broke."""
+
+    code = "BAD_REQUEST"
+
+
+class MethodNotAllowed(BacklineError):
+    """A mutation sent with GET (answered with HTTP 405: GET must stay safe to repeat)."""
+
+    code = "METHOD_NOT_ALLOWED"
+
+
+# Abuse limits (backend/graphql/limits/): a document too big to run, a caller whose
+# budget is spent, a request body over the size allowed.
+class QueryTooComplex(BacklineError):
+    """``limit`` names the limit (depth, aliases, directives, tokens, cost); ``maximum``
+    and ``actual`` give both sides."""
+
+    code = "QUERY_TOO_COMPLEX"
+
+
+class RateLimited(BacklineError):
+    """``retryAfter``: seconds until the budget is refilled (also the Retry-After header)."""
+
+    code = "RATE_LIMITED"
+
+
+class RequestTooLarge(BacklineError):
+    code = "REQUEST_TOO_LARGE"

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Proxies whose X-Forwarded-For/-Proto `backline serve` believes (uvicorn's
+    # forwarded_allow_ips): the client address rate limits of anonymous callers use.
+    forwarded_allow_ips: str = "127.0.0.1"
     data_dir: Path = Path("var")
 
     # Empty means the embedded SQLite file under data_dir.
@@ -69,6 +72,61 @@ class Settings(BaseSettings):
     public_url: str = ""
     # Media work: also transcode a loudness-normalised HLS rendition (two-pass loudnorm).
     transcode_normalized: bool = False
+
+    # OAuth sign-in (backend/accounts/oauth). A provider is offered only when its client id
+    # and secret are set; register <public URL>/auth/<provider>/callback with it.
+    # oauth_redirects: comma-separated URL prefixes the SPA may be sent back to after a
+    # sign-in; empty means the API's own origin (public_url, else the address used).
+    oauth_redirects: str = ""
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    github_client_id: str = ""
+    github_client_secret: str = ""
+    github_authorize_url: str = "https://github.com/login/oauth/authorize"
+    github_token_url: str = "https://github.com/login/oauth/access_token"
+    github_api_url: str = "https://api.github.com/"
+
+    # Persisted queries (backend/graphql/persisted/). Automatic persisted queries live in
+    # the database, or in Redis when redis_url is set: at most this many documents (the
+    # least recently used go first), each at most this many bytes (a longer one still
+    # runs, it is just not kept), and on Redis forgotten after this long unused.
+    persisted_queries_max: int = Field(default=10_000, ge=1)
+    persisted_query_max_bytes: int = Field(default=100_000, ge=1)
+    persisted_queries_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # The trusted documents manifest ({sha256 hex: document}, GraphQL Code Generator's
+    # persisted-documents.json). Empty: frontend-contract/persisted-documents.json if it
+    # exists. A configured file that is missing, or any entry whose hash does not match
+    # its document, refuses startup.
+    trusted_documents: str = ""
+    # Run only the trusted documents (API tokens can be limited so one by one, too).
+    persisted_only: bool = False
+    # Cache-Control max-age of a query answered over GET without errors: shared caches may
+    # keep an anonymous answer this long; one to a request with a token is private.
+    http_get_max_age_seconds: int = Field(default=60, ge=0)
+    http_get_private_max_age_seconds: int = Field(default=0, ge=0)
+
+    # Abuse limits (backend/graphql/limits/), no looser than graphql-armor's defaults and
+    # after GitHub's GraphQL limits. A document nested deeper, with more aliases,
+    # directives or tokens, or costing more is refused before it runs (QUERY_TOO_COMPLEX).
+    # Cost: the most objects the answer can hold; a connection's `first` (default 20)
+    # multiplies what is under it. Trusted documents (frontend-contract's manifest) may
+    # nest deeper: Relay's `nodes`/`edges { node }` levels put a version page with its
+    # comments and their replies past 6.
+    max_query_depth: int = Field(default=6, ge=1)
+    max_trusted_query_depth: int = Field(default=12, ge=1)
+    max_query_aliases: int = Field(default=15, ge=0)
+    max_query_directives: int = Field(default=50, ge=0)
+    max_query_tokens: int = Field(default=1000, ge=1)
+    max_query_cost: int = Field(default=5000, ge=1)
+    # The largest GraphQL request body that is not a multipart upload (max_upload_bytes).
+    max_request_bytes: int = Field(default=1024**2, ge=1)
+    # Rate limits: points per window; a request costs max(1, ceil(cost / 100)). Counted per
+    # API token, else per user, else (signed out) per client address, an IPv6 /64 as one.
+    # 0 turns a budget off. With redis_url the counts are shared by all api processes.
+    rate_limit_points: int = Field(default=5000, ge=0)
+    rate_limit_anonymous_points: int = Field(default=1000, ge=0)
+    rate_limit_window_seconds: int = Field(default=3600, ge=1)
 
     # Startup refuses a database that is not at the newest migration; tests may relax it.
     require_migrated_database: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,8 +11,13 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from backend.core.errors import BacklineError
+from backend.graphql.limits.rules import token_refusal
 
 logger = logging.getLogger("backline.graphql")
+
+# graphql-core's hints, in every form it writes them ("Did you mean 'a', 'b' or 'c'?",
+# "Did you mean the enum value 'X'?"): they spell out names of the schema.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def _coded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
@@ -26,7 +32,17 @@ def _coded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> Gra
     )
 
 
-def code_error(error: GraphQLError, *, request_id: str) -> GraphQLError:
+def code_error(
+    error: GraphQLError, *, request_id: str, hide_suggestions: bool = False
+) -> GraphQLError:
+    coded = _code(error, request_id=request_id)
+    if hide_suggestions and "Did you mean" in coded.message:
+        # Production: no map of the schema for whoever guesses field names.
+        return _coded(coded, _SUGGESTION.sub("", coded.message), dict(coded.extensions or {}))
+    return coded
+
+
+def _code(error: GraphQLError, *, request_id: str) -> GraphQLError:
     original = error.original_error
     if isinstance(original, BacklineError):
         return _coded(error, original.message, original.extensions)
@@ -38,6 +54,8 @@ def code_error(error: GraphQLError, *, request_id: str) -> GraphQLError:
     # variable did not fit its type. graphql-core wraps the reason of the last kind as
     # ``original_error``; its message is written for the client either way.
     if original is None or (isinstance(original, GraphQLError) and not error.path):
+        if (too_many_tokens := token_refusal(error)) is not None:
+            return too_many_tokens
         if error.message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
         elif error.message.startswith("Variable "):
@@ -67,4 +85,8 @@ class ErrorCodes(SchemaExtension):
             return
         context = self.execution_context.context
         request_id = getattr(context, "request_id", "-")
-        result.errors = [code_error(error, request_id=request_id) for error in errors]  # type: ignore[union-attr]
+        settings = getattr(context, "settings", None)
+        hide = bool(settings is not None and settings.is_production)
+        result.errors = [  # type: ignore[union-attr]
+            code_error(error, request_id=request_id, hide_suggestions=hide) for error in errors
+        ]

@@ -113,6 +113,10 @@ class Multiplexer:
         self._encode = encode
         self._documents: OrderedDict[tuple[str, str | None], _Document | None] = OrderedDict()
         self._groups: dict[tuple[str, tuple[str, str | None, str]], _Group] = {}
+        # Abuse limits (backend/graphql/limits): what is taken here never meets the
+        # schema's extensions, so it is measured and charged here, once. A document over
+        # a limit or a budget is not taken: the ordinary path refuses it, saying why.
+        self._limits = getattr(schema, "limits", None)
         # Extensions that wrap resolvers, and custom directives, run only on Strawberry's
         # own path: with any, everything goes that way.
         self.enabled = not schema.directives and not any(
@@ -141,6 +145,10 @@ class Multiplexer:
             logger.warning("subscription not multiplexed: admission failed", exc_info=True)
             return False
         if channel is None:
+            return False
+        if self._limits is not None and not await self._limits.admit_subscription(
+            ctx, self._schema, plan.document, plan.operation_name, plan.variables
+        ):
             return False
         subscriber.viewer_id = ctx.viewer_id
         key = (channel, plan.key)
@@ -204,8 +212,9 @@ class Multiplexer:
         return parsed
 
     def _parse_uncached(self, query: str, operation_name: str | None) -> _Document | None:
+        max_tokens = self._limits.documents.tokens if self._limits is not None else None
         try:
-            document = parse(query)
+            document = parse(query, max_tokens=max_tokens)
         except GraphQLError:
             return None
         if validate_document(self._schema, document, tuple(specified_rules)):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from backend.accounts.graphql import (
     AccountMutations,
@@ -12,12 +14,15 @@ from backend.accounts.graphql import (
     ApiTokenNode,
     UserNode,
 )
+from backend.accounts.oauth.graphql import OAuthMutations, OAuthQueries
 from backend.bands.graphql import BandMutations, BandNode, BandQueries
 from backend.bands.live import BandSubscriptions
-from backend.core.errors import BadUserInput, NotFound
+from backend.core.errors import BadUserInput, NotFound, QueryTooComplex, RateLimited
+from backend.core.settings import Settings
 from backend.feedback.graphql import CommentNode, FeedbackMutations
 from backend.graphql.context import Info
 from backend.graphql.errors import ErrorCodes
+from backend.graphql.limits import ExtensionFactory, Limits, schema_extensions
 from backend.graphql.relay import Node, parse_global_id
 from backend.graphql.scopes import TokenScopes
 from backend.jobs.graphql import JobNode, JobQueries, JobSubscriptions
@@ -72,7 +77,7 @@ class NodeQueries:
 
 
 @strawberry.type
-class Query(NodeQueries, AccountQueries, BandQueries, JobQueries, MediaQueries):
+class Query(NodeQueries, AccountQueries, OAuthQueries, BandQueries, JobQueries, MediaQueries):
     pass
 
 
@@ -80,6 +85,7 @@ class Query(NodeQueries, AccountQueries, BandQueries, JobQueries, MediaQueries):
 class Mutation(
     AccountMutations,
     ApiTokenMutations,
+    OAuthMutations,
     BandMutations,
     LibraryMutations,
     SourceMutations,
@@ -94,15 +100,44 @@ class Subscription(JobSubscriptions, BandSubscriptions):
     pass
 
 
-def create_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+_REFUSALS = (QueryTooComplex, RateLimited)
+
+
+class BacklineSchema(strawberry.Schema):
+    """The schema, and the limits it enforces (the multiplexer, which runs subscriptions
+    past the extensions, enforces them too)."""
+
+    limits: Limits | None = None
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Strawberry logs every error. A refusal by the limits is the client's doing and
+        # comes in floods when someone pushes: logging each would make the flood the log's.
+        logged = [error for error in errors if not isinstance(error.original_error, _REFUSALS)]
+        super().process_errors(logged, execution_context)
+
+
+def create_schema(settings: Settings | None = None) -> BacklineSchema:
+    """The schema as an app with these settings serves it: with the abuse limits, and in
+    production without introspection or "Did you mean ...?" hints. Without settings, the
+    contract alone (``schema`` below, exported as schema.graphql). Neither changes a type:
+    both export the same SDL."""
+    extensions: list[ExtensionFactory] = [ErrorCodes, TokenScopes]
+    limits = Limits(settings) if settings is not None else None
+    production = settings is not None and settings.is_production
+    if limits is not None:
+        extensions += schema_extensions(limits, production=production)
+    built = BacklineSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=list(NODE_TYPES.values()),
-        extensions=[ErrorCodes, TokenScopes],
-        config=StrawberryConfig(auto_camel_case=True),
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
     )
+    built.limits = limits
+    return built
 
 
 schema = create_schema()

@@ -9,22 +9,11 @@ import pytest
 from backend.graphql.relay import to_global_id
 from tests.factories import add_take
 from tests.graphql_client import gql, register
+from tests.trusted_documents import THREADS
 
 ADD = """
 mutation($input: AddCommentInput!) {
   addComment(input: $input) { id body atMs endMs parent { id } author { handle } resolved }
-}
-"""
-THREADS = """
-query($v: ID!) {
-  node(id: $v) {
-    ... on TrackVersion {
-      comments {
-        totalCount
-        nodes { body atMs deletedAt replies { totalCount nodes { body author { handle } } } }
-      }
-    }
-  }
 }
 """
 REACT = "mutation($t: ID!, $k: ReactionKind!) { react(targetId: $t, kind: $k) { total counts { kind count viewerReacted } } }"

@@ -8,6 +8,7 @@ import pytest
 
 from tests.factories import add_take
 from tests.graphql_client import gql, register
+from tests.trusted_documents import TRACK_VERSIONS
 
 CREATE_BAND = "mutation($n: String!) { createBand(input: {name: $n}) { id slug } }"
 CREATE_TRACK = """
@@ -179,9 +180,7 @@ async def test_same_title_in_another_session_is_another_version(client, band, se
     await add_take(
         session_factory, band_id=band_id, title="Groove", session_date=date(2023, 10, 22)
     )
-    query = """query($b: ID!) { band(id: $b) { tracks { nodes { title
-        versions { nodes { number label session { date } } } sessions { date } } } } }"""
-    tracks = (await gql(client, query, {"b": band_id}, token=token)).ok()["band"]["tracks"]
+    tracks = (await gql(client, TRACK_VERSIONS, {"b": band_id}, token=token)).ok()["band"]["tracks"]
     assert len(tracks["nodes"]) == 1
     track = tracks["nodes"][0]
     assert [v["number"] for v in track["versions"]["nodes"]] == [2, 1]
