@@ -43,6 +43,7 @@ from bench.server import (
     drop_postgres_database,
     postgres_version,
     serve,
+    trusted_manifest,
 )
 
 
@@ -121,6 +122,9 @@ async def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> 
             secret_key=SECRET_KEY,
             data_dir=workdir,
             access_token_minutes=120,  # outlives the whole run
+            rate_limit_points=0,
+            rate_limit_anonymous_points=0,
+            trusted_documents=str(trusted_manifest(workdir)),
         )
         token, _ = create_access_token(user_id=seeded.viewer_id, settings=settings)
         band_gid = to_global_id("Band", seeded.band_id)

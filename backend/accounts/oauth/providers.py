@@ -16,8 +16,10 @@ from authlib.deprecate import AuthlibDeprecationWarning
 
 with warnings.catch_warnings():
     # Authlib 1.9 asks for its httpx fork "httpx2" and warns on every start that plain
-    # httpx (which the rest of Backline uses, and which works) is deprecated.
+    # httpx (which the rest of Backline uses, and which works) is deprecated. Its errors
+    # are those of whichever of the two it took: authlib_httpx is that module.
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client._compat import httpx2 as authlib_httpx  # noqa: F401
     from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 
 from backend.accounts.oauth.service import Profile, SignInRefused

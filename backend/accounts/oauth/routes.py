@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client._compat import httpx2 as authlib_httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
@@ -34,8 +33,8 @@ SESSION_COOKIE = "backline_oauth"
 SESSION_MAX_AGE = 600
 
 # Authlib talks to providers with httpx (or httpx2, once installed): its errors.
-_TransportError = authlib_httpx.TransportError
-_StatusError = authlib_httpx.HTTPStatusError
+_TransportError = providers.authlib_httpx.TransportError
+_StatusError = providers.authlib_httpx.HTTPStatusError
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
