@@ -70,6 +70,12 @@ DOCUMENTS = (BAND_PAGE, THREADS, TRACK_VERSIONS)
 
 def write_manifest(path: Path) -> Path:
     """The manifest (sha256 -> document), as frontend-contract/ makes it."""
-    manifest = {hashlib.sha256(text.encode()).hexdigest(): text for text in DOCUMENTS}
+    # The library pages of the scan tests (tracks, versions, their session: 7 deep).
+    from tests.library.test_scan import LIBRARY
+    from tests.library.test_webdav_scan import VERSIONS
+    from tests.media.test_scanned_takes import TAKES
+
+    documents = (*DOCUMENTS, LIBRARY, VERSIONS, TAKES)
+    manifest = {hashlib.sha256(text.encode()).hexdigest(): text for text in documents}
     path.write_text(json.dumps(manifest, indent=2))
     return path

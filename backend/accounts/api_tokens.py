@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,6 +61,8 @@ async def create(
 ) -> CreatedToken:
     """A new token for the user; ``secret`` is the only time its value is known."""
     clean_name = validation.text(name, field="name", max_length=100)
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)  # a time without an offset is UTC
     if expires_at is not None and expires_at <= utcnow():
         raise BadUserInput("The expiry must be in the future.", field="expiresAt")
     active = await db_session.scalar(

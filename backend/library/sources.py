@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,15 +31,28 @@ class NewSource:
     watch: bool = False
 
 
+# What sources.root holds; a longer value would not fit the column (PostgreSQL refuses it).
+ROOT_MAX_LENGTH = Source.__table__.c.root.type.length
+
+
+def _too_long(what: str) -> BadUserInput:
+    return BadUserInput(f"{what} is too long (at most {ROOT_MAX_LENGTH} characters).", field="root")
+
+
 def resolve_local_root(root: str, *, settings: Settings) -> Path:
     """The real folder a LOCAL_FOLDER source names; it must lie inside an allowed root
     once every symlink is followed."""
     if not root.strip() or "\x00" in root:
         raise BadUserInput("Give the folder's path.", field="root")
+    if len(root) > ROOT_MAX_LENGTH:
+        raise _too_long("The folder's path")
     path = Path(root.strip()).expanduser()
     if not path.is_absolute():
         raise BadUserInput("Give the folder as an absolute path.", field="root")
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop, an unreadable link
+        raise BadUserInput("There is no folder at that path.", field="root") from error
     allowed = settings.resolved_allowed_roots
     if not any(real == base or real.is_relative_to(base) for base in allowed):
         shown = ", ".join(str(base) for base in allowed)
@@ -46,19 +60,35 @@ def resolve_local_root(root: str, *, settings: Settings) -> Path:
             f"Backline may only index folders inside {shown} (BACKLINE_ALLOWED_ROOTS).",
             field="root",
         )
-    if not real.is_dir():
+    try:
+        is_folder = real.is_dir()
+    except OSError as error:  # a name longer than the file system allows (ENAMETOOLONG), ...
+        raise BadUserInput("There is no folder at that path.", field="root") from error
+    if not is_folder:
         raise BadUserInput("There is no folder at that path.", field="root")
+    if len(str(real)) > ROOT_MAX_LENGTH:  # the link was short, the folder's path is not
+        raise _too_long("The folder's path")
     return real
 
 
 def _check_webdav_url(root: str) -> str:
     url = root.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise BadUserInput(
-            "Give the share's URL, e.g. https://cloud.example.org/remote.php/dav/files/kim/",
-            field="root",
-        )
+    not_a_url = BadUserInput(
+        "Give the share's URL, e.g. https://cloud.example.org/remote.php/dav/files/kim/",
+        field="root",
+    )
+    # Control characters (NUL among them, which PostgreSQL cannot store) are in no URL.
+    if any(unicodedata.category(ch) == "Cc" for ch in url):
+        raise not_a_url
+    if len(url) + 1 > ROOT_MAX_LENGTH:  # + the "/" it may get
+        raise _too_long("The share's URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a ValueError when it is not a number from 0 to 65535
+    except ValueError as error:  # e.g. "http://[::1": an IPv6 host without its "]"
+        raise not_a_url from error
+    if parts.scheme not in {"http", "https"} or not parts.hostname or port == 0:
+        raise not_a_url
     if parts.username or parts.password:
         raise BadUserInput("Put the username and password in their own fields.", field="root")
     return url if url.endswith("/") else url + "/"

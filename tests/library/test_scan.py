@@ -148,6 +148,22 @@ async def test_add_source_outside_allowed_roots_is_refused(client, band_with_fol
     assert refused.codes == ["BAD_USER_INPUT"]
 
 
+async def test_a_folder_path_the_file_system_cannot_hold_is_refused(client, band_with_folder):
+    """Found by bench/fuzz.py: these were INTERNAL_SERVER_ERRORs (ENAMETOOLONG from
+    is_dir, a symlink loop from resolve, a path too long for sources.root)."""
+    token, band_id, _, folder = band_with_folder
+    (folder / "loop").symlink_to(folder / "loop")
+    for root in (
+        str(folder / ("a" * 300)),  # one name longer than any file system allows
+        str(folder) + "/c" * 1100,  # longer than sources.root holds
+        str(folder / "loop"),
+        str(folder / "loop" / "deeper"),
+    ):
+        refused = await gql(client, ADD_SOURCE, {"band": band_id, "root": root}, token=token)
+        assert refused.codes == ["BAD_USER_INPUT"], (root[-40:], refused.errors)
+        assert refused.errors[0]["extensions"]["field"] == "root"
+
+
 async def _job(client, token, job_id) -> dict:
     for _ in range(400):
         state = (await gql(client, JOB, {"id": job_id}, token=token)).ok()["job"]

@@ -242,3 +242,30 @@ async def test_a_local_folder_takes_no_password(client, band, tmp_path):
     )
     assert result.codes == ["BAD_USER_INPUT"]
     assert result.errors[0]["extensions"]["field"] == "password"
+
+
+async def test_a_share_url_that_does_not_parse_is_refused(client, band):
+    """Found by bench/fuzz.py: the first two were INTERNAL_SERVER_ERRORs (urlsplit's
+    ValueError; on PostgreSQL, a NUL the column cannot store), the others were stored
+    though no scan could ever reach them."""
+    token, band_id = band
+    for root in (
+        "http://[::1",  # an IPv6 host without its "]"
+        "https://cloud.example.org/remote.php/dav/\x00/",
+        "https://cloud.example.org:99999/dav/",
+        "https://cloud.example.org:dav/",
+        "https://cloud.example.org:0/dav/",
+        "http://:8080/dav/",
+        "https://cloud.example.org/" + "a" * 2000,
+    ):
+        variables = {"band": band_id, "root": root, "user": None, "password": None}
+        refused = await gql(client, ADD_SHARE, variables, token=token)
+        assert refused.codes == ["BAD_USER_INPUT"], (root[:50], refused.errors)
+        assert refused.errors[0]["extensions"]["field"] == "root"
+    added = await gql(
+        client,
+        ADD_SHARE.replace("{ id }", "{ id root }"),
+        {"band": band_id, "root": "http://[::1]:8080/dav", "user": None, "password": None},
+        token=token,
+    )
+    assert added.ok()["addSource"]["root"] == "http://[::1]:8080/dav/"
