@@ -179,3 +179,10 @@ def dialect(database_url: str) -> str:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the real Redis; its keys are removed afterwards."""
+    async with services.redis_key_prefix() as prefix:
+        yield prefix

@@ -4,8 +4,10 @@ in CI (CI=true) that is a failure; on a laptop those tests skip, saying why."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -53,3 +55,26 @@ async def redis_available() -> None:
         await asyncio.wait_for(client.ping(), 3)
     finally:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def redis_key_prefix() -> AsyncIterator[str]:
+    """A key prefix of the caller's own on the real Redis (skipped, or failed in CI, when
+    it does not answer); every key under it is removed afterwards."""
+    try:
+        await redis_available()
+    except Exception as error:  # connection refused, timeout, ...
+        missing("Redis on 127.0.0.1:6379", error)
+    from redis.asyncio import Redis
+
+    prefix = f"backline-test-{uuid.uuid4().hex[:8]}"
+    try:
+        yield prefix
+    finally:
+        client = Redis.from_url(REDIS_URL)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()

@@ -252,26 +252,6 @@ async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A prefix of this test's own on the real Redis; its keys are removed afterwards."""
-    try:
-        await services.redis_available()
-    except Exception as error:  # connection refused, timeout, ...
-        services.missing("Redis on 127.0.0.1:6379", error)
-    from redis.asyncio import Redis
-
-    prefix = f"test-outbox-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    client = Redis.from_url(services.REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 async def test_scan_source_is_service_unavailable_when_redis_was_never_there(
     engine, database_url, tmp_path, monkeypatch
 ):

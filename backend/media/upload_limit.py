@@ -5,10 +5,9 @@ parser before uploadVersion could look at it. Requests that do not state their l
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from backend.core.asgi import refuse
 from backend.core.settings import Settings
 from backend.media.storage.errors import TooLarge
 
@@ -27,7 +26,7 @@ class UploadSizeLimit:
             length = _content_length(scope)
             limit = self.settings.max_upload_bytes + _ALLOWANCE
             if length is not None and length > limit:
-                await _refuse(send, TooLarge(max_bytes=self.settings.max_upload_bytes))
+                await refuse(send, 413, TooLarge(max_bytes=self.settings.max_upload_bytes))
                 return
         await self.app(scope, receive, send)
 
@@ -40,21 +39,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-async def _refuse(send: Send, error: TooLarge) -> None:
-    body = json.dumps(
-        {"data": None, "errors": [{"message": error.message, "extensions": error.extensions}]}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -4,11 +4,8 @@ store at most once an interval, and a store that fails reads as a miss."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
 from backend.graphql.persisted.models import PersistedQuery
@@ -112,26 +109,6 @@ async def test_a_failing_store_reads_as_a_miss():
     assert await cached.get(doc(1)[0]) is None
     await cached.put(*doc(1))  # logged, not raised
     assert await cached.get(doc(1)[0]) == doc(1)[1]  # this process still remembers it
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A prefix of this test's own on the real Redis; its keys are removed afterwards."""
-    try:
-        await services.redis_available()
-    except Exception as error:  # connection refused, timeout, ...
-        services.missing("Redis on 127.0.0.1:6379", error)
-    from redis.asyncio import Redis
-
-    prefix = f"test-persisted-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    client = Redis.from_url(services.REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 async def test_redis_store_is_bounded_and_expires(redis_prefix):

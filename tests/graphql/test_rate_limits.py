@@ -31,21 +31,8 @@ async def store_settings(request: pytest.FixtureRequest) -> AsyncIterator[dict[s
     if request.param == "memory":
         yield {}
         return
-    try:
-        await services.redis_available()
-    except Exception as error:  # connection refused, timeout, ...
-        services.missing("Redis on 127.0.0.1:6379", error)
-    prefix = f"backline-test-{uuid.uuid4().hex[:8]}"
-    yield {"redis_url": services.REDIS_URL, "redis_prefix": prefix}
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(services.REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    async with services.redis_key_prefix() as prefix:
+        yield {"redis_url": services.REDIS_URL, "redis_prefix": prefix}
 
 
 def limited(database_url: str, tmp_path: Path, store: dict[str, Any], **overrides: Any):

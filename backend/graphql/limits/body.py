@@ -9,10 +9,9 @@ handed on from memory."""
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.core.asgi import refuse
 from backend.core.errors import RequestTooLarge
 from backend.core.settings import Settings
 
@@ -84,19 +83,4 @@ async def _refuse(send: Send, limit: int) -> None:
         f"The request body is larger than the {limit} bytes a GraphQL request may be.",
         maxBytes=limit,
     )
-    body = json.dumps(
-        {"data": None, "errors": [{"message": error.message, "extensions": error.extensions}]}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                # What the client still sends is not read: the connection cannot be reused.
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await refuse(send, 413, error)
