@@ -73,11 +73,16 @@ class PersistedQueryRequired(BacklineError):
     code = "PERSISTED_QUERY_REQUIRED"
 
 
-class PersistedQueryBadRequest(BacklineError):
-    """A persisted query request that is not well-formed (an unknown version, a malformed
-    hash or document id); ``reason`` says which rule it broke."""
+class BadRequest(BacklineError):
+    """A request that is not a GraphQL request at all: a body that is not JSON, no query,
+    an operationName the document lacks, a subscription sent over HTTP."""
 
     code = "BAD_REQUEST"
+
+
+class PersistedQueryBadRequest(BadRequest):
+    """A persisted query request that is not well-formed (an unknown version, a malformed
+    hash or document id); ``reason`` says which rule it broke."""
 
 
 class MethodNotAllowed(BacklineError):

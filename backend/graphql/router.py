@@ -20,6 +20,9 @@ from contextlib import suppress
 from functools import cached_property
 from typing import Any
 
+from cross_web import HTTPException
+from fastapi import Request, WebSocket
+from fastapi.responses import JSONResponse
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -34,9 +37,16 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     ErrorMessage,
     StartMessage,
 )
+from strawberry.types.unset import UNSET
 
 from backend.bands.live import BandEventsSource
-from backend.core.errors import BacklineError, Unauthenticated
+from backend.core.errors import (
+    BacklineError,
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    Unauthenticated,
+)
 from backend.graphql.context import Context
 from backend.graphql.multiplex import Multiplexer
 from backend.graphql.persisted.http import PersistedQueriesView, refused
@@ -224,6 +234,25 @@ class BacklineGraphQLRouter(PersistedQueriesView, GraphQLRouter):
         self.persisted = persisted
         self.http_max_age = http_max_age
         self.http_private_max_age = http_private_max_age
+
+    async def run(
+        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Any:
+        """Strawberry's answer to a request it cannot read (not JSON, no query, variables
+        that are not an object, a batch, another method) is bare text; ours is a GraphQL
+        error with a code, like every other refusal."""
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except HTTPException as error:
+            if isinstance(request, WebSocket):
+                raise
+            refusal = MethodNotAllowed(error.reason) if error.status_code == 405 else None
+            if error.status_code == 404:  # GraphiQL asked for, in production mode
+                refusal = NotFound("page: the GraphQL IDE is off on this server")
+            refusal = refusal or BadRequest(error.reason)
+            headers = {"Allow": "GET, POST"} if error.status_code == 405 else None
+            body = {"errors": [{"message": refusal.message, "extensions": refusal.extensions}]}
+            return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     @cached_property
     def multiplexer(self) -> Multiplexer:

@@ -1,9 +1,10 @@
 """Persisted queries on Strawberry's HTTP view: a mixin for the GraphQL router.
 
     parse_http_body   also reads ``documentId`` (GET parameter or JSON body member)
-    execute_single    resolves the document (resolve.py) before Strawberry executes it;
-                      a refusal is answered as a GraphQL response with only ``errors``,
-                      coded like every other error; a mutation over GET becomes 405
+    execute_single    resolves the document (resolve.py), then executes it; a refusal
+                      is answered as a GraphQL response with only ``errors``, coded like
+                      every other error: a mutation over GET is 405, a subscription (the
+                      websocket's), an unknown operationName or no query at all 400
     process_result    leaves ``data`` out of such a refusal (nothing was executed)
     headers           GET answers say how long they may be cached, see _cache_headers
 
@@ -16,15 +17,24 @@ from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.parse_content_type import parse_content_type
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
-from backend.core.errors import BacklineError, MethodNotAllowed
+from backend.core.errors import BacklineError, BadRequest, MethodNotAllowed
 from backend.graphql.errors import code_error
 from backend.graphql.persisted.resolve import PersistedQueries, Resolved
+
+GET_OPERATIONS = frozenset({OperationType.QUERY})
+POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+WEBSOCKET_ONLY = (
+    "Subscriptions run over a websocket: open /graphql with the graphql-transport-ws "
+    "protocol (or the legacy graphql-ws) and subscribe there."
+)
 
 
 @dataclass
@@ -64,6 +74,15 @@ class PersistedQueriesView:
         if params.get("documentId") is not None or params.get("extensions") is not None:
             return False
         return super().should_render_graphql_ide(request)  # type: ignore[misc]
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # Strawberry takes any JSON value and then fails on a string or a number (500).
+        parsed = super().parse_json(data)  # type: ignore[misc]
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(
+                400, "The body must be a JSON object: {query, variables, operationName}."
+            )
+        return parsed
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -118,18 +137,20 @@ class PersistedQueriesView:
         if resolved.query is not None:
             request_data = replace(request_data, query=resolved.query)
         try:
-            result: ExecutionResult = await super().execute_single(  # type: ignore[misc]
-                request, request_adapter, sub_response, context, root_value, request_data
+            result = await self.schema.execute(  # type: ignore[attr-defined]
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                # Subscriptions live on the websocket, where the multiplexer serves and
+                # charges them; over HTTP they would run as a query and fail half-way.
+                allowed_operation_types=GET_OPERATIONS if is_get else POST_OPERATIONS,
+                operation_extensions=request_data.extensions,
             )
-        except HTTPException as error:
-            if not (is_get and isinstance(error.__cause__, InvalidOperationTypeError)):
-                raise
-            # GraphQL over HTTP: a mutation over GET is 405 (Strawberry says 400).
-            sub_response.status_code = 405
-            sub_response.headers["Allow"] = "POST"
+        except (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError) as error:
             _cache_headers(sub_response, cacheable=False, is_get=is_get)
-            refusal = MethodNotAllowed("Mutations cannot be sent with GET; POST them.")
-            return refused(refusal, context)
+            return refused(_not_executable(error, sub_response), context)
         _cache_headers(
             sub_response,
             cacheable=not result.errors,
@@ -172,6 +193,27 @@ class PersistedQueriesView:
         if isinstance(result, RefusedResult):
             return {"errors": [error.formatted for error in result.errors or []]}
         return await super().process_result(request, result)  # type: ignore[misc]
+
+
+def _not_executable(error: Exception, sub_response: Any) -> BacklineError:
+    """Why a document cannot run over this request, with the HTTP status to say it."""
+    if isinstance(error, InvalidOperationTypeError):
+        if error.operation_type is OperationType.MUTATION:
+            # GraphQL over HTTP: a mutation over GET is 405 (Strawberry says 400).
+            sub_response.status_code = 405
+            sub_response.headers["Allow"] = "POST"
+            return MethodNotAllowed("Mutations cannot be sent with GET; POST them.")
+        sub_response.status_code = 400
+        return BadRequest(WEBSOCKET_ONLY)
+    sub_response.status_code = 400
+    if isinstance(error, CannotGetOperationTypeError):
+        if error.operation_name is None:
+            return BadRequest("The document holds no operation to run, only fragments.")
+        return BadRequest(f"The document has no operation named {error.operation_name!r}.")
+    return BadRequest(
+        "The request has no GraphQL query: send `query`, or a persisted query's "
+        "sha256Hash in extensions or a documentId."
+    )
 
 
 def _cache_headers(
