@@ -51,6 +51,8 @@ COPY --from=build /app/backend /app/backend
 COPY --from=build /app/workers /app/workers
 COPY --from=build /app/migrations /app/migrations
 COPY --from=build /app/pyproject.toml /app/schema.graphql /app/
+# The trusted documents our own front end sends (backend/graphql/persisted/trusted.py).
+COPY frontend-contract/persisted-documents.json /app/frontend-contract/
 
 ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
