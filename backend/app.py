@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schema = create_schema(settings)
     # The trusted documents manifest is read here: a bad one refuses to build the app.
     persisted = create_persisted_queries(settings, session_factory)
+    if schema.limits is not None:  # our own documents get the trusted ceilings
+        schema.limits.is_trusted = persisted.is_trusted
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

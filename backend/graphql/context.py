@@ -58,8 +58,6 @@ class Context(BaseContext):
         self._caller: tuple[Caller | None, Unauthenticated | None] | None = None
         # The client's address (rate limits of anonymous callers); None when unknown.
         self.client_ip = client_ip
-        # Set when the document being executed is one of our trusted documents.
-        self.trusted_document = False
 
     def _header(self) -> str | None:
         # Over a websocket the token comes in connection_init's payload, under the same

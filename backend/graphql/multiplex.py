@@ -147,7 +147,7 @@ class Multiplexer:
         if channel is None:
             return False
         if self._limits is not None and not await self._limits.admit_subscription(
-            ctx, self._schema, plan.document, plan.operation_name, plan.variables
+            ctx, self._schema, query, plan.document, plan.operation_name, plan.variables
         ):
             return False
         subscriber.viewer_id = ctx.viewer_id

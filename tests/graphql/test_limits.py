@@ -263,6 +263,13 @@ def test_measuring_is_linear_in_fragments_spread_many_times():
     assert measured.aliases == 2**60 and measured.depth == 2
 
 
+# bandEvents(1) comment(2) version(3) track(4) band(5) tracks(6) nodes(7) title(8)
+DEEP_SUBSCRIPTION = (
+    "subscription Deep($id: ID!) { bandEvents(bandId: $id) { ... on CommentAdded { comment {"
+    " version { track { band { tracks { nodes { title } } } } } } } } }"
+)
+
+
 async def test_limits_apply_to_subscriptions(app_and_engine, client):
     app, _ = app_and_engine
     token, _ = await register(client, "subscriber")
@@ -270,11 +277,7 @@ async def test_limits_apply_to_subscriptions(app_and_engine, client):
         await post(client, 'mutation { createBand(input: {name: "Subs"}) { id } }', token=token)
     )[1]
     band_id = band["data"]["createBand"]["id"]
-    # bandEvents(1) comment(2) version(3) track(4) band(5) tracks(6) nodes(7) title(8)
-    deep = (
-        "subscription($id: ID!) { bandEvents(bandId: $id) { ... on CommentAdded { comment {"
-        " version { track { band { tracks { nodes { title } } } } } } } } }"
-    )
+    deep = DEEP_SUBSCRIPTION
     fine = "subscription($id: ID!) { bandEvents(bandId: $id) { __typename } }"
     async with serve(app) as url:
         socket = await connect(url, token)
@@ -289,6 +292,31 @@ async def test_limits_apply_to_subscriptions(app_and_engine, client):
             assert error["extensions"]["actual"] == 8
         finally:
             await socket.close()
+
+
+async def test_trusted_subscriptions_may_nest_deeper_on_the_websocket(
+    database_url, engine, tmp_path
+):
+    manifest = tmp_path / "persisted-documents.json"
+    manifest.write_text(json.dumps({sha256_hex(DEEP_SUBSCRIPTION): DEEP_SUBSCRIPTION}))
+    async with app_client(database_url, tmp_path, trusted_documents=str(manifest)) as http:
+        token, _ = await register(http, "deepsubscriber")
+        band = await post(
+            http, 'mutation { createBand(input: {name: "Deep"}) { id } }', token=token
+        )
+        variables = {"id": band[1]["data"]["createBand"]["id"]}
+        async with serve(http.app) as url:  # type: ignore[attr-defined]
+            socket = await connect(url, token)
+            try:
+                await subscribe(socket, "trusted", DEEP_SUBSCRIPTION, variables)
+                # The same text one space longer is not ours: refused, and answered first
+                # of all, so the trusted one before it was taken.
+                await subscribe(socket, "stranger", DEEP_SUBSCRIPTION + " ", variables)
+                message = await next_message(socket)
+                assert message["id"] == "stranger" and message["type"] == "error", message
+                assert message["payload"][0]["extensions"]["actual"] == 8
+            finally:
+                await socket.close()
 
 
 async def test_request_body_just_under_and_over_the_limit(client):

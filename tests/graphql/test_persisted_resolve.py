@@ -3,9 +3,6 @@ tells the context."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from backend.graphql.persisted.http import PersistedQueriesView
 from backend.graphql.persisted.resolve import PersistedQueries
 from backend.graphql.persisted.store import CachedStore
 from backend.graphql.persisted.trusted import TrustedDocuments
@@ -25,7 +22,7 @@ async def test_a_document_over_the_size_bound_runs_but_is_not_kept():
     persisted = resolver(max_document_bytes=len(ME) - 1)
     inner = persisted.store.store
     resolved = await persisted.resolve(query=ME, extensions=apq(ME))
-    assert resolved.query == ME and not resolved.trusted
+    assert resolved.query == ME
     assert inner.calls == []
     persisted.max_document_bytes = len(ME)
     await persisted.resolve(query=ME, extensions=apq(ME))
@@ -52,13 +49,3 @@ async def test_the_caller_is_asked_only_about_documents_that_are_not_trusted():
     assert asked == []
     await persisted.resolve(query=OTHER, extensions=None, caller_persisted_only=persisted_only)
     assert asked == [True]
-
-
-async def test_the_context_says_when_the_document_is_trusted():
-    view = PersistedQueriesView()
-    view.persisted = resolver(trusted={sha256(ME): ME})
-    context = SimpleNamespace(caller=None)
-    await view.resolve_request(context, query=None, extensions=apq(ME))
-    assert context.trusted_document is True
-    await view.resolve_request(context, query=OTHER, extensions=None)
-    assert context.trusted_document is False

@@ -12,7 +12,7 @@ one request must never be read by another)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from graphql import (
@@ -41,6 +41,10 @@ class Limits:
         self.settings = settings
         self.documents = DocumentLimits.from_settings(settings)
         self.store = store or create_store(settings)
+        # Whether a document's text is one of our trusted documents (then it may nest
+        # deeper). Asked per operation, not read off the context: a websocket's context
+        # serves many operations. The app sets it from its persisted queries.
+        self.is_trusted: Callable[[str], bool] = lambda _document: False
 
     def check(
         self,
@@ -72,6 +76,7 @@ class Limits:
         self,
         context: Any,
         schema: GraphQLSchema,
+        query: str,
         document: DocumentNode,
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
@@ -80,7 +85,7 @@ class Limits:
         limits and the budget (then charged, once), or not (then not charged: the
         ordinary path refuses it and says why)."""
         cost, errors = self.check(
-            schema, document, operation_name, variables, trusted=is_trusted(context)
+            schema, document, operation_name, variables, trusted=self.is_trusted(query)
         )
         if errors:
             return False
@@ -108,7 +113,7 @@ class LimitsExtension(SchemaExtension):
             document,
             execution.operation_name,
             execution.variables,
-            trusted=is_trusted(context),
+            trusted=execution.query is not None and self.limits.is_trusted(execution.query),
         )
         if not errors:
             errors = execution.pre_execution_errors  # an earlier extension may have validated
@@ -133,12 +138,6 @@ class LimitsExtension(SchemaExtension):
             return {}
         _report_http(self.execution_context.context, self.outcome)
         return {"rateLimit": self.outcome.report()}
-
-
-def is_trusted(context: Any) -> bool:
-    """Set by the persisted queries (backend/graphql/persisted) for a document that came
-    from the trusted manifest of frontend-contract/."""
-    return getattr(context, "trusted_document", False) is True
 
 
 def rate_limited(outcome: Charge) -> GraphQLError:

@@ -164,17 +164,12 @@ class PersistedQueriesView:
     async def resolve_request(
         self, context: Any, *, query: object, extensions: Any, document_id: object = None
     ) -> Resolved:
-        resolved = await self.persisted.resolve(
+        return await self.persisted.resolve(
             query=query,
             extensions=extensions,
             document_id=document_id,
             caller_persisted_only=lambda: caller_persisted_only(context),
         )
-        # Our own operations get the higher ceilings of backend/graphql/limits. Set per
-        # request: an HTTP context serves one. (A websocket's context serves many
-        # operations, so resolve_ws_payload leaves the flag alone.)
-        context.trusted_document = resolved.trusted
-        return resolved
 
     async def resolve_ws_payload(self, context: Any, payload: dict[str, Any]) -> dict[str, Any]:
         """A subscribe (or start) payload with its document filled in; BacklineError when

@@ -41,7 +41,6 @@ APQ_VERSION = 1
 @dataclass(frozen=True)
 class Resolved:
     query: str | None  # None: the request has no document (the caller says so)
-    trusted: bool = False
 
 
 class PersistedQueries:
@@ -93,7 +92,7 @@ class PersistedQueries:
                 f"({apq_hash}); hash the exact text sent as query (UTF-8).",
             )
         if actual in self.trusted:
-            return Resolved(query, trusted=True)
+            return Resolved(query)
         if self.persisted_only or caller_persisted_only():
             raise self._required()
         if apq_hash is not None:
@@ -108,7 +107,7 @@ class PersistedQueries:
     async def _by_id(self, sha256: str, caller_persisted_only: Callable[[], bool]) -> Resolved:
         document = self.trusted.get(sha256)
         if document is not None:
-            return Resolved(document, trusted=True)
+            return Resolved(document)
         document = await self.store.get(sha256)
         if document is None:
             raise PersistedQueryNotFound()
