@@ -17,6 +17,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { loadSeed, type Seed } from '../tests/seed';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const contractDir = path.resolve(here, '..');
 const configFile = path.join(contractDir, 'reference-app', 'vite.config.ts');
@@ -46,22 +48,6 @@ const POLL = { timeout: 15_000, interval: 100 };
 // Empty today: every error seen so far was a real problem. Add entries only with a why.
 const BENIGN_CONSOLE: { pattern: RegExp; why: string }[] = [];
 
-type Seed = {
-  url: string;
-  graphqlUrl: string;
-  wsUrl: string;
-  email: string;
-  password: string;
-  bandId: string;
-  bandSlug: string;
-  sourceId: string;
-  libraryDir: string;
-  stagingFile: string;
-  stagingTarget: string;
-  trackIds: string[];
-  versionIds: string[];
-};
-
 type Job = {
   id: string;
   status: string;
@@ -77,18 +63,6 @@ type PersistedBody = {
   query?: string;
   extensions?: { persistedQuery?: { version: number; sha256Hash: string } };
 };
-
-async function readSeed(): Promise<Seed> {
-  const seedPath = process.env.BACKLINE_CONTRACT_SEED;
-  if (!seedPath) {
-    throw new Error(
-      'BACKLINE_CONTRACT_SEED is not set: run tests/contract/test_reference_app.py, or start ' +
-        '`.venv/bin/python -m tests.contract.seeded_backline --seed-file /tmp/seed.json` and ' +
-        'set BACKLINE_CONTRACT_SEED=/tmp/seed.json.',
-    );
-  }
-  return JSON.parse(await readFile(seedPath, 'utf-8')) as Seed;
-}
 
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(
@@ -111,7 +85,7 @@ const wsNext: { id: string; payload: { data?: { jobProgress?: Job } } }[] = [];
 const mediaResponses: { path: string; status: number; type: string }[] = [];
 
 beforeAll(async () => {
-  seed = await readSeed();
+  seed = loadSeed();
   // vite.config.ts proxies to BACKLINE_URL, read when the config is loaded.
   process.env.BACKLINE_URL = seed.url;
   outDir = await mkdtemp(path.join(tmpdir(), 'backline-reference-app-'));

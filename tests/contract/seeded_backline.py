@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tests import media_fixtures as mf
+from tests.live_server import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BACKLINE = PROJECT_ROOT / ".venv" / "bin" / "backline"
@@ -101,13 +101,6 @@ def write_recordings(library_dir: Path, staging_dir: Path) -> Path:
 
 
 # --- the server process -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (free when asked: see start_server's retry)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)

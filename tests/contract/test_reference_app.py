@@ -13,14 +13,13 @@ the test skips, saying why; with CI=true a missing Chromium fails the run instea
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.contract.conftest import FRONTEND
 from tests.contract.seeded_backline import SeededBackline
+from tests.contract.vitest import run_vitest
 from tests.services import IN_CI
 
 SCREENSHOT = FRONTEND / "artifacts" / "reference-app.png"
@@ -46,35 +45,15 @@ def test_reference_app_in_headless_chromium(request: pytest.FixtureRequest) -> N
     # Asked for only now: no server is started for a test that skips.
     backline: SeededBackline = request.getfixturevalue("seeded_backline")
     SCREENSHOT.unlink(missing_ok=True)
-    env = {
-        **os.environ,
-        "BACKLINE_CONTRACT_SEED": str(backline.seed_file),
-        "CHROMIUM_PATH": chromium,
-        "NO_COLOR": "1",
-    }
-    env.pop("FORCE_COLOR", None)
-    command = ["npx", "vitest", "run", "--config", "vitest.browser.config.ts"]
-    # A process group of its own, so a hung run is ended with Vite and Chromium.
-    process = subprocess.Popen(
-        command,
-        cwd=FRONTEND,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    code, output = run_vitest(
+        "vitest.browser.config.ts",
+        str(backline.seed_file),
+        timeout=VITEST_TIMEOUT,
+        CHROMIUM_PATH=chromium,
     )
-    try:
-        output, _ = process.communicate(timeout=VITEST_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the browser test did not finish within {VITEST_TIMEOUT:.0f} s\n{output}")
-
-    if process.returncode != 0:
+    if code != 0:
         pytest.fail(
-            f"`{' '.join(command)}` exited {process.returncode}:\n{output}\n"
+            f"the browser test (vitest.browser.config.ts) exited {code}:\n{output}\n"
             f"--- the server's log (last lines) ---\n{backline.server.log_tail()}",
             pytrace=False,
         )
