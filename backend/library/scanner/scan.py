@@ -225,7 +225,6 @@ async def _scan(run: _Run) -> bool:
             reading = _read_ahead(run, batches, number + 1)
             if await _write_batch(run, batch, inspected, gone, moved_from):
                 return True
-            await _publish_versions(run)
             await _progress(run)
     finally:
         if reading is not None:
@@ -252,7 +251,6 @@ async def _scan(run: _Run) -> bool:
         await _save_folder_markers(db, run, walk, known_folders)
         await db.commit()
     await _send_media(run, media_jobs)
-    await _publish_versions(run)
     return False
 
 
@@ -373,6 +371,9 @@ async def _queue_media(
 
 
 async def _send_media(run: _Run, jobs: list[QueuedJob]) -> None:
+    # The band hears of the takes before any JobUpdated about them: a worker may pick a
+    # job up at once.
+    await _publish_versions(run)
     if jobs and run.ctx.queue is not None:
         await run.ctx.queue.send_committed(jobs, session_factory=run.ctx.session_factory)
 

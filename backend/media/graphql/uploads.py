@@ -186,7 +186,9 @@ async def _pending(info: Info, upload_id: strawberry.ID) -> PendingUpload:
 
 
 async def _after_commit(ctx: Context, uploaded: uploads.Uploaded) -> None:
-    await ctx.queue.send_committed(uploaded.jobs, session_factory=ctx.session_factory)
+    # The take is announced before its jobs go out, so the band hears of it before any
+    # JobUpdated about it (a worker may pick a job up at once).
     await ctx.announce(
         uploaded.version.band_id, {"type": "VersionAdded", "version_id": uploaded.version.id}
     )
+    await ctx.queue.send_committed(uploaded.jobs, session_factory=ctx.session_factory)
