@@ -218,6 +218,16 @@ def _formatted(error: BacklineError, context: Context) -> Any:
     return errors[0].formatted
 
 
+def _refusal(status: int, error: BacklineError, headers: dict[str, str] | None = None):
+    body = {"errors": [{"message": error.message, "extensions": error.extensions}]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _other_method(request: Request) -> JSONResponse:
+    refusal = MethodNotAllowed(f"GraphQL is sent with GET or POST, not {request.method}.")
+    return _refusal(405, refusal, {"Allow": "GET, POST"})
+
+
 class BacklineGraphQLRouter(PersistedQueriesView, GraphQLRouter):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyGraphQLWSHandler
@@ -231,6 +241,13 @@ class BacklineGraphQLRouter(PersistedQueriesView, GraphQLRouter):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # Other methods get a coded refusal too, not FastAPI's bare {"detail": ...}.
+        self.add_api_route(
+            kwargs.get("path", ""),
+            _other_method,
+            methods=["PUT", "PATCH", "DELETE"],
+            include_in_schema=False,
+        )
         self.persisted = persisted
         self.http_max_age = http_max_age
         self.http_private_max_age = http_private_max_age
@@ -251,8 +268,7 @@ class BacklineGraphQLRouter(PersistedQueriesView, GraphQLRouter):
                 refusal = NotFound("page: the GraphQL IDE is off on this server")
             refusal = refusal or BadRequest(error.reason)
             headers = {"Allow": "GET, POST"} if error.status_code == 405 else None
-            body = {"errors": [{"message": refusal.message, "extensions": refusal.extensions}]}
-            return JSONResponse(body, status_code=error.status_code, headers=headers)
+            return _refusal(error.status_code, refusal, headers)
 
     @cached_property
     def multiplexer(self) -> Multiplexer:

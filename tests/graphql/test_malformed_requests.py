@@ -90,3 +90,10 @@ async def test_a_subscription_over_http_is_sent_to_the_websocket(client):
 async def test_a_document_of_fragments_only_is_a_bad_request(client):
     response = await client.post("/graphql", json={"query": "fragment F on Query { __typename }"})
     assert_refused(response, 400, "BAD_REQUEST", "no operation")
+
+
+async def test_other_methods_are_refused_with_the_ones_allowed(client):
+    for method in ("PUT", "PATCH", "DELETE"):
+        response = await client.request(method, "/graphql", json={"query": "{ __typename }"})
+        assert_refused(response, 405, "METHOD_NOT_ALLOWED", method)
+        assert response.headers["allow"] == "GET, POST"
