@@ -17,6 +17,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import type { WaveformJson } from '../reference-app/src/waveform';
 import { loadSeed, type Seed } from '../tests/seed';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -319,15 +320,7 @@ describe('the reference page in headless Chromium', () => {
     const response = await fetch(new URL(drawn.url, baseUrl));
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
-    const json = (await response.json()) as {
-      version: number;
-      channels: number;
-      sample_rate: number;
-      samples_per_pixel: number;
-      bits: number;
-      length: number;
-      data: number[];
-    };
+    const json = (await response.json()) as WaveformJson;
     expect(json.version).toBe(2);
     expect(json.data.length).toBe(json.length * 2 * json.channels);
     expect(json.length).toBe(drawn.graphqlLength);
