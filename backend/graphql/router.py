@@ -40,6 +40,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.types.unset import UNSET
 
 from backend.bands.live import BandEventsSource
+from backend.core.asgi import error_entry
 from backend.core.errors import (
     BacklineError,
     BadRequest,
@@ -218,9 +219,11 @@ def _formatted(error: BacklineError, context: Context) -> Any:
     return errors[0].formatted
 
 
-def _refusal(status: int, error: BacklineError, headers: dict[str, str] | None = None):
-    body = {"errors": [{"message": error.message, "extensions": error.extensions}]}
-    return JSONResponse(body, status_code=status, headers=headers)
+def _refusal(
+    status: int, error: BacklineError, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A request refused before execution: ``errors`` only (nothing ran, so no ``data``)."""
+    return JSONResponse({"errors": [error_entry(error)]}, status_code=status, headers=headers)
 
 
 async def _other_method(request: Request) -> JSONResponse:
